@@ -1,0 +1,39 @@
+// Every error a client or an operator can see, with its code and HTTP status.
+// Code throws `new BerthError('TASK_NOT_FOUND', ...)`; the API maps it once.
+
+export const ERRORS = {
+  VALIDATION_ERROR: { status: 400, message: 'The request is not valid' },
+  BAD_JSON: { status: 400, message: 'The request body is not valid JSON' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as application/json' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  UNAUTHORIZED: { status: 401, message: 'A valid API key is required as a bearer token' },
+  FORBIDDEN: { status: 403, message: 'This API key may not do that' },
+  NOT_FOUND: { status: 404, message: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route' },
+  TASK_NOT_FOUND: { status: 404, message: 'No such task' },
+  TASK_DEFINITION_NOT_FOUND: { status: 404, message: 'No such task definition' },
+  INVALID_IMAGE_REFERENCE: { status: 400, message: 'The image reference is not valid' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  UNAVAILABLE: { status: 503, message: 'A backing service is unavailable' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class BerthError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message?: string, details?: unknown) {
+    super(message ?? ERRORS[code].message);
+    this.name = 'BerthError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string; details?: unknown } } {
+    return { error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) } };
+  }
+}

@@ -1,0 +1,36 @@
+--[[
+  Places a PROVISIONING task on a node: reserves its CPU and memory on the node
+  and records the node on the task, atomically, or changes nothing.
+
+  KEYS[1] node hash          (berth:node:<id>)
+  KEYS[2] task hash          (berth:task:<id>)
+  KEYS[3] node's task set    (berth:node:<id>:tasks)
+  ARGV[1] node id
+  ARGV[2] cpu units to reserve
+  ARGV[3] memory MiB to reserve
+  ARGV[4] task id
+
+  Returns
+    1  reserved; the task is PENDING on the node
+   -1  the task is gone, no longer PROVISIONING, or no longer wanted
+   -2  the node is missing or not ACTIVE
+   -3  not enough CPU left on the node
+   -4  not enough memory left on the node
+]]
+local task = redis.call('HMGET', KEYS[2], 'lastStatus', 'desiredStatus')
+if task[1] ~= 'PROVISIONING' or task[2] ~= 'RUNNING' then return -1 end
+
+local node = redis.call('HMGET', KEYS[1], 'status', 'cpuTotal', 'cpuReserved', 'memoryTotal', 'memoryReserved')
+if node[1] ~= 'ACTIVE' then return -2 end
+
+local cpu = tonumber(ARGV[2])
+local memory = tonumber(ARGV[3])
+if tonumber(node[3]) + cpu > tonumber(node[2]) then return -3 end
+if tonumber(node[5]) + memory > tonumber(node[4]) then return -4 end
+
+redis.call('HINCRBY', KEYS[1], 'cpuReserved', cpu)
+redis.call('HINCRBY', KEYS[1], 'memoryReserved', memory)
+redis.call('HSET', KEYS[2], 'lastStatus', 'PENDING', 'nodeId', ARGV[1],
+  'reservedCpu', cpu, 'reservedMemory', memory, 'reserved', '1')
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1

@@ -1,0 +1,44 @@
+// Redis connections and Berth's Lua scripts, loaded from common/lua/*.lua.
+// A script file is named <name>-<number of keys>.lua, as BullMQ names its own.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+
+const luaDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
+
+interface LuaScript {
+  name: string;
+  numberOfKeys: number;
+  lua: string;
+}
+
+const scripts: LuaScript[] = readdirSync(luaDir)
+  .filter((f) => f.endsWith('.lua'))
+  .map((f) => {
+    const match = /^(.+)-(\d+)\.lua$/.exec(f);
+    if (!match) throw new Error(`common/lua/${f}: a script file is named <name>-<keys>.lua`);
+    return { name: camelCase(match[1]!), numberOfKeys: Number(match[2]), lua: readFileSync(path.join(luaDir, f), 'utf8') };
+  });
+
+function camelCase(kebab: string): string {
+  return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** The scripts, as methods ioredis adds to a connection. */
+export interface BerthScripts {
+  reserveCapacity(nodeKey: string, taskKey: string, nodeTasksKey: string, nodeId: string, cpu: number, memory: number, taskId: string): Promise<number>;
+  transitionTask(taskKey: string, nodeKey: string, nodeTasksKey: string, nodeId: string, status: string, taskId: string, ...fields: string[]): Promise<number>;
+}
+
+export type BerthRedis = Redis & BerthScripts;
+
+/**
+ * A connection with the scripts defined. `maxRetriesPerRequest: null` is what
+ * BullMQ workers require, and it suits the daemons: they wait out a Redis restart.
+ */
+export function connectRedis(url: string, options: { lazy?: boolean } = {}): BerthRedis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: options.lazy ?? false });
+  for (const s of scripts) redis.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+  return redis as BerthRedis;
+}

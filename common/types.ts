@@ -1,0 +1,85 @@
+// Types shared by every part. API shapes come from api/openapi.yaml (generated);
+// the records below are how the parts keep state in Redis.
+import type { components } from '../api/src/openapi-types.ts';
+
+export type Schemas = components['schemas'];
+export type TaskDefinition = Schemas['TaskDefinition'];
+export type TaskDefinitionInput = Schemas['TaskDefinitionInput'];
+export type Task = Schemas['Task'];
+export type TaskStatus = Schemas['TaskStatus'];
+export type StopCode = NonNullable<Task['stopCode']>;
+export type RunTaskInput = Schemas['RunTaskInput'];
+export type LogEvent = Schemas['LogEvent'];
+
+/** Task lifecycle order; a task only ever moves forward through it. */
+export const TASK_STATUS_ORDER: readonly TaskStatus[] = ['PROVISIONING', 'PENDING', 'RUNNING', 'STOPPING', 'STOPPED'];
+
+/**
+ * What a task runs: its definition with the run's overrides applied, frozen
+ * when the task is created so a later revision never changes a running task.
+ */
+export interface TaskContainerSpec {
+  image: string;
+  command?: string[];
+  entryPoint?: string[];
+  environment: { name: string; value: string }[];
+  workingDirectory?: string;
+  user?: string;
+  cpu: number;
+  memory: number;
+  pidsLimit: number;
+  ulimits: { name: string; softLimit: number; hardLimit: number }[];
+  portMappings: { containerPort: number; hostPort?: number; protocol?: 'tcp' | 'udp' }[];
+  networkMode: 'bridge' | 'none' | 'host';
+  readonlyRootFilesystem: boolean;
+  stopTimeout: number;
+  repositoryCredentials?: { username: string; password: string };
+}
+
+/** A task as stored in its Redis hash (flat string fields). */
+export interface TaskRecord {
+  taskId: string;
+  tenant: string;
+  family: string;
+  revision: number;
+  spec: TaskContainerSpec;
+  lastStatus: TaskStatus;
+  desiredStatus: 'RUNNING' | 'STOPPED';
+  nodeId?: string;
+  createdAt: string;
+  startedAt?: string;
+  stoppingAt?: string;
+  stoppedAt?: string;
+  exitCode?: number;
+  stopCode?: StopCode;
+  stoppedReason?: string;
+  startedBy?: string;
+  imageDigest?: string;
+  tags?: { key: string; value: string }[];
+}
+
+export type NodeStatus = 'ACTIVE' | 'DRAINING' | 'LOST';
+
+/** A node as it registers itself; `cpu` in units (1024 per core), memory in MiB. */
+export interface NodeRecord {
+  nodeId: string;
+  address: string;
+  status: NodeStatus;
+  cpuTotal: number;
+  memoryTotal: number;
+  cpuReserved: number;
+  memoryReserved: number;
+  labels: Record<string, string>;
+  registeredAt: string;
+  heartbeatAt: string;
+}
+
+/** The job on the placement queue. */
+export interface PlacementJob {
+  taskId: string;
+}
+
+/** Work on one node's queue. */
+export type NodeJob =
+  | { kind: 'start'; taskId: string }
+  | { kind: 'stop'; taskId: string; reason: string };
