@@ -1,0 +1,86 @@
+// The placement worker: takes a PROVISIONING task, reserves CPU and memory on
+// the best node that fits with one atomic script, and hands the task to that
+// node's queue. Any number of replicas may run this at once.
+import { DelayedError, Queue, type Job } from 'bullmq';
+import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
+import { listNodes } from '../../common/nodes.ts';
+import type { BerthRedis } from '../../common/redis.ts';
+import { getTask, transitionTask } from '../../common/tasks.ts';
+import type { Logger } from '../../common/log.ts';
+import type { NodeJob, PlacementJob, TaskRecord } from '../../common/types.ts';
+import { DEFAULT_STRATEGY, fits, orderNodes, shortResource, type PlacementStrategy } from './strategy.ts';
+
+export interface PlacementOptions {
+  redis: BerthRedis;
+  logger: Logger;
+  /** How long a task may wait for capacity before it is STOPPED. */
+  placementDeadlineMs: number;
+  /** How soon a task that found no capacity looks again. */
+  retryDelayMs: number;
+}
+
+export type NodeQueues = (nodeId: string) => Queue<NodeJob>;
+
+export function nodeQueueCache(connection: BerthRedis): { get: NodeQueues; close(): Promise<void> } {
+  const cache = new Map<string, Queue<NodeJob>>();
+  return {
+    get(nodeId) {
+      let queue = cache.get(nodeId);
+      if (!queue) {
+        queue = new Queue<NodeJob>(queues.node(nodeId), { connection, prefix: BULLMQ_PREFIX });
+        cache.set(nodeId, queue);
+      }
+      return queue;
+    },
+    async close() {
+      await Promise.all([...cache.values()].map((q) => q.close()));
+      cache.clear();
+    },
+  };
+}
+
+export async function enqueueStart(nodeQueue: Queue<NodeJob>, taskId: string): Promise<void> {
+  await nodeQueue.add('start', { kind: 'start', taskId }, { jobId: `start-${taskId}`, removeOnComplete: true, removeOnFail: 1000 });
+}
+
+function strategyOf(task: TaskRecord & { placementStrategy?: PlacementStrategy }): PlacementStrategy {
+  return task.placementStrategy ?? DEFAULT_STRATEGY;
+}
+
+export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
+  return async function place(job: Job<PlacementJob>, token?: string): Promise<void> {
+    const { taskId } = job.data;
+    const task = await getTask(o.redis, taskId);
+    if (!task || task.desiredStatus !== 'RUNNING') return;
+    if (task.lastStatus === 'PENDING' && task.nodeId) {
+      // Reserved by an earlier attempt that died before handing the task over.
+      await enqueueStart(nodeQueue(task.nodeId), taskId);
+      return;
+    }
+    if (task.lastStatus !== 'PROVISIONING') return;
+
+    const demand = { cpu: task.spec.cpu, memory: task.spec.memory };
+    const nodes = await listNodes(o.redis);
+    for (const node of orderNodes(nodes.filter((n) => fits(n, demand)), strategyOf(task))) {
+      const code = await o.redis.reserveCapacity(
+        keys.node(node.nodeId), keys.task(taskId), keys.nodeTasks(node.nodeId), node.nodeId, demand.cpu, demand.memory, taskId,
+      );
+      if (code === 1) {
+        await enqueueStart(nodeQueue(node.nodeId), taskId);
+        o.logger.info({ taskId, nodeId: node.nodeId }, 'task placed');
+        return;
+      }
+      if (code === -1) return; // stopped or placed meanwhile
+      // -2..-4: another replica took the capacity first; try the next node.
+    }
+
+    if (Date.now() - Date.parse(task.createdAt) >= o.placementDeadlineMs) {
+      const reason = `ResourceInitializationError: no node had ${shortResource(nodes, demand)} free within ${Math.round(o.placementDeadlineMs / 1000)} s`;
+      await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: reason, stoppedAt: new Date().toISOString() });
+      o.logger.warn({ taskId }, reason);
+      return;
+    }
+    await job.moveToDelayed(Date.now() + o.retryDelayMs, token);
+    throw new DelayedError();
+  };
+}
