@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what a Berth host needs from Debian's archive when it is missing, and
+# builds native/ (berth-runtime, berth-shim). Idempotent: a second run installs
+# nothing and rebuilds nothing that is up to date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  redis-server            # the cluster store (all-in-one and tests)
+  docker-registry         # the local OCI registry (all-in-one and tests)
+  containernetworking-plugins iptables iproute2  # task networking
+  busybox-static          # example images and test bundles
+  runc                    # the reference runtime, and a drop-in for berth-runtime
+  conmon                  # the reference monitor for the shim benchmark
+  libseccomp-dev pkg-config build-essential      # building native/
+  zstd                    # zstd-compressed image layers
+  ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != "installed" ]; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "berth setup: these Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "berth setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+make -s -C native
