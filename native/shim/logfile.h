@@ -1,0 +1,60 @@
+/* The container log: one JSON object per line,
+ * {"time":"<RFC3339Nano>","stream":"stdout|stderr","log":"<text>"[,"partial":true]},
+ * each line written with one write(2), rotated by size. */
+#ifndef BERTH_SHIM_LOGFILE_H
+#define BERTH_SHIM_LOGFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* A line longer than this is cut into pieces marked partial. */
+#define LOG_LINE_MAX 16384
+
+struct log_file
+{
+  const char *path;
+  int fd;
+  uint64_t size;      /* bytes in the current file */
+  uint64_t max_bytes; /* 0: never rotate */
+  unsigned max_files; /* files kept, the current one included (>= 1) */
+  uint64_t dropped;   /* records lost to write errors */
+};
+
+int log_file_open(struct log_file *lf, const char *path, uint64_t max_bytes,
+                  unsigned max_files, shim_error_t *err);
+void log_file_close(struct log_file *lf);
+
+/* Appends one record. A failure is counted in lf->dropped and returned;
+ * the caller keeps reading the container's output regardless. */
+int log_file_append(struct log_file *lf, const char *stream, const char *text,
+                    size_t n, bool partial, shim_error_t *err);
+
+/* One of the container's output pipes and the line it is assembling. */
+struct log_stream
+{
+  const char *name; /* "stdout" or "stderr" */
+  int fd;           /* read end, non-blocking; -1 once at EOF */
+  size_t len;
+  char buf[LOG_LINE_MAX];
+};
+
+void log_stream_init(struct log_stream *s, const char *name, int fd);
+
+enum log_read_result
+{
+  LOG_READ_DATA,  /* read something; may be more */
+  LOG_READ_AGAIN, /* nothing available now */
+  LOG_READ_EOF,   /* writer side closed; fd closed and set to -1 */
+};
+
+/* One read(2) from the pipe; complete lines and full 16 KiB pieces go to lf. */
+enum log_read_result log_stream_read(struct log_stream *s, struct log_file *lf);
+
+/* Reads until nothing is available or EOF, then writes what is left of an
+ * unfinished line as a partial record. For after the container has exited. */
+void log_stream_drain(struct log_stream *s, struct log_file *lf);
+
+#endif
