@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startDaemon, waitForPort, type Daemon } from './processes.ts';
+import { freePort, startRedisServer } from '../../common/daemons.ts';
 
 export interface TestRedis {
   url: string;
@@ -13,17 +13,10 @@ export interface TestRedis {
 export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-redis-'));
-  const daemon: Daemon = startDaemon('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
-  ]);
-  try {
-    await waitForPort(port, 10_000, daemon.child);
-  } catch (err) {
-    await daemon.stop();
+  const daemon = await startRedisServer({ dir, port, persist: false }).catch(async (err: Error) => {
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`redis-server did not start: ${(err as Error).message}\n${daemon.output()}`);
-  }
+    throw err;
+  });
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
