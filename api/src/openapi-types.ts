@@ -11,9 +11,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** List task definitions, by family then revision */
+        get: operations["listTaskDefinitions"];
         put?: never;
-        /** Register a new revision of a task definition family */
+        /**
+         * Register a new revision of a task definition family
+         * @description Revisions are immutable and numbered from 1 per family. `repositoryCredentials.password`
+         *     is never returned; `secrets` are references to the tenant's secrets, resolved when a task runs.
+         */
         post: operations["registerTaskDefinition"];
         delete?: never;
         options?: never;
@@ -35,7 +40,12 @@ export interface paths {
         get: operations["describeTaskDefinition"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Deregister `family:revision` (it becomes INACTIVE)
+         * @description An INACTIVE revision can still be described but no new task can run from it; tasks
+         *     already running are not affected. The revision is required.
+         */
+        delete: operations["deregisterTaskDefinition"];
         options?: never;
         head?: never;
         patch?: never;
@@ -48,10 +58,38 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List tasks, newest first, or describe those named by `ids`
+         * @description Filters combine. A page may hold fewer than `limit` tasks (even none) while
+         *     `nextToken` is present: keep reading until it is absent.
+         */
+        get: operations["listTasks"];
+        put?: never;
+        /**
+         * Run tasks from a task definition
+         * @description Creates `count` tasks, PROVISIONING, and queues them for placement. The definition must be
+         *     ACTIVE. With an `Idempotency-Key` header, a retry with the same key (same tenant, within
+         *     24 hours) returns the same tasks instead of new ones; the same key with a different body
+         *     answers 422.
+         */
+        post: operations["runTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tasks/describe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
         get?: never;
         put?: never;
-        /** Run tasks from a task definition */
-        post: operations["runTask"];
+        /** Describe several tasks at once */
+        post: operations["describeTasks"];
         delete?: never;
         options?: never;
         head?: never;
@@ -87,7 +125,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stop a task (SIGTERM, then SIGKILL after the definition's stopTimeout) */
+        /**
+         * Stop a task (SIGTERM, then SIGKILL after the definition's stopTimeout)
+         * @description The reason is kept as the task's `stoppedReason` (default `Task stopped by user`).
+         */
         post: operations["stopTask"];
         delete?: never;
         options?: never;
@@ -104,8 +145,231 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** What the task's container printed, oldest first */
+        /**
+         * What the task's container printed, oldest first
+         * @description Pages through the task's log (`after` is exclusive). With `follow=true` the answer is a
+         *     stream of newline-delimited JSON log events (`application/x-ndjson`), starting after
+         *     `after`, which ends once the task is STOPPED and everything it printed has been sent.
+         */
         get: operations["getTaskLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tasks/{taskId}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        /** The task's latest resource sample and its recent history (newest first) */
+        get: operations["getTaskStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's secrets, by name, without values */
+        get: operations["listSecrets"];
+        put?: never;
+        /**
+         * Create or replace a secret of the tenant
+         * @description The value is write-only: no response ever contains it. Task definitions refer to it
+         *     by name in `secrets[].valueFrom`; it is read when a task runs.
+         */
+        post: operations["putSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["SecretName"];
+            };
+            cookie?: never;
+        };
+        get: operations["describeSecret"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteSecret"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every API key (admin only), without secrets */
+        get: operations["listApiKeys"];
+        put?: never;
+        /** Create an API key for a tenant (admin only); the key is returned only here */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key (admin only); it stops working at once */
+        delete: operations["deleteApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every registered node (admin only) */
+        get: operations["listNodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nodes/{nodeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                nodeId: components["parameters"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        get: operations["describeNode"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nodes/{nodeId}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                nodeId: components["parameters"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Place no new task on the node (admin only); its running tasks go on */
+        post: operations["drainNode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The process is up */
+        get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Redis answers */
+        get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus metrics (http_requests_total, http_request_duration_seconds, process) */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document, as JSON (a browsable page is at /docs) */
+        get: operations["openapi"];
         put?: never;
         post?: never;
         delete?: never;
@@ -126,9 +390,18 @@ export interface components {
                 details?: unknown;
             };
         };
+        Health: {
+            /** @example ok */
+            status: string;
+        };
         KeyValue: {
             name: string;
             value: string;
+        };
+        /** @description An environment variable whose value is the tenant's secret named `valueFrom` */
+        SecretRef: {
+            name: string;
+            valueFrom: components["schemas"]["SecretName"];
         };
         Tag: {
             key: string;
@@ -160,10 +433,15 @@ export interface components {
             /** @default 0 */
             startPeriod: number;
         };
+        /** @description Credentials for the image's registry; the password is never returned */
         RepositoryCredentials: {
             username: string;
             password: string;
         };
+        /** @description CPU units; 1024 is one vCPU. At most 8 MiB of memory per unit. */
+        Cpu: number;
+        /** @description Hard memory limit in MiB, at most 8 MiB per CPU unit; the container never swaps beyond it */
+        Memory: number;
         TaskDefinitionInput: {
             family: string;
             /** @description An image reference: `[registry/]repository[:tag][@sha256:digest]` */
@@ -171,15 +449,16 @@ export interface components {
             command?: string[];
             entryPoint?: string[];
             environment?: components["schemas"]["KeyValue"][];
+            secrets?: components["schemas"]["SecretRef"][];
             workingDirectory?: string;
             user?: string;
             /**
-             * @description CPU units; 1024 is one vCPU
+             * @description CPU units; 1024 is one vCPU. At most 8 MiB of memory per unit.
              * @default 256
              */
             cpu: number;
             /**
-             * @description Hard memory limit in MiB; the container never swaps beyond it
+             * @description Hard memory limit in MiB, at most 8 MiB per CPU unit; the container never swaps beyond it
              * @default 512
              */
             memory: number;
@@ -204,23 +483,54 @@ export interface components {
             tags?: components["schemas"]["Tag"][];
         };
         TaskDefinition: components["schemas"]["TaskDefinitionInput"] & {
+            /** @description `family:revision` */
+            taskDefinition?: string;
             revision: number;
             /** @enum {string} */
             status: "ACTIVE" | "INACTIVE";
             /** Format: date-time */
             registeredAt: string;
+            /** Format: date-time */
+            deregisteredAt?: string;
+        };
+        TaskDefinitionPage: {
+            taskDefinitions: components["schemas"]["TaskDefinition"][];
+            nextToken?: string;
         };
         TaskOverrides: {
             command?: string[];
+            /** @description Merged into the definition's environment; a name given here wins */
             environment?: components["schemas"]["KeyValue"][];
             cpu?: number;
             memory?: number;
+        };
+        /**
+         * @description Best effort, as ECS's. `binpack` (field `cpu` or `memory`, default `memory`) fills the node
+         *     with the least of it left first; `spread` (field `node`) spreads tasks over nodes; `random`.
+         */
+        PlacementStrategy: {
+            /** @enum {string} */
+            type: "binpack" | "spread" | "random";
+            /** @enum {string} */
+            field?: "cpu" | "memory" | "node";
+        };
+        /**
+         * @description Binding: a task waits until a node satisfies all of them. `distinctInstance`: no two tasks
+         *     of this run on one node; `memberOf`: only nodes whose labels match `expression`
+         *     (e.g. `labels.zone == a`), required for memberOf.
+         */
+        PlacementConstraint: {
+            /** @enum {string} */
+            type: "distinctInstance" | "memberOf";
+            expression?: string;
         };
         RunTaskInput: {
             taskDefinition: string;
             /** @default 1 */
             count: number;
             overrides?: components["schemas"]["TaskOverrides"];
+            placementStrategy?: components["schemas"]["PlacementStrategy"];
+            placementConstraints?: components["schemas"]["PlacementConstraint"][];
             startedBy?: string;
             tags?: components["schemas"]["Tag"][];
         };
@@ -254,8 +564,29 @@ export interface components {
             stoppedReason?: string;
             startedBy?: string;
             tags?: components["schemas"]["Tag"][];
+            placementStrategy?: components["schemas"]["PlacementStrategy"];
+            placementConstraints?: components["schemas"]["PlacementConstraint"][];
+        };
+        TaskPage: {
+            tasks: components["schemas"]["Task"][];
+            failures?: components["schemas"]["Failure"][];
+            nextToken?: string;
+        };
+        DescribeTasksInput: {
+            taskIds: string[];
+        };
+        Failure: {
+            taskId: string;
+            /** @enum {string} */
+            reason: "MISSING";
+        };
+        DescribeTasksOutput: {
+            tasks: components["schemas"]["Task"][];
+            failures: components["schemas"]["Failure"][];
         };
         LogEvent: {
+            /** @description The event's cursor; pass as `after` to read on from it */
+            id?: string;
             /** Format: date-time */
             time: string;
             /** @enum {string} */
@@ -266,6 +597,79 @@ export interface components {
             events: components["schemas"]["LogEvent"][];
             /** @description Pass as `after` to read on */
             nextToken?: string;
+        };
+        StatsSample: {
+            /** Format: date-time */
+            time: string;
+            /** @description Of one CPU */
+            cpuPercent?: number;
+            /** @description Of the task's CPU limit */
+            cpuLimitPercent?: number;
+            cpuUsageNs?: number;
+            throttledPeriods?: number;
+            memoryBytes?: number;
+            memoryPeakBytes?: number;
+            memoryLimitBytes?: number;
+            oomKills?: number;
+            pids?: number;
+            netRxBytes?: number;
+            netTxBytes?: number;
+        };
+        TaskStats: {
+            current: components["schemas"]["StatsSample"] | null;
+            history: components["schemas"]["StatsSample"][];
+        };
+        SecretName: string;
+        SecretInput: {
+            name: components["schemas"]["SecretName"];
+            value: string;
+        };
+        Secret: {
+            name: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        TenantName: string;
+        ApiKeyInput: {
+            tenant: components["schemas"]["TenantName"];
+            name: string;
+            /**
+             * @description An admin key also manages nodes and API keys
+             * @default false
+             */
+            admin: boolean;
+        };
+        ApiKey: {
+            keyId: string;
+            tenant: string;
+            name: string;
+            admin: boolean;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        ApiKeyCreated: components["schemas"]["ApiKey"] & {
+            /** @description The bearer token; shown only once */
+            apiKey: string;
+        };
+        NodeId: string;
+        Node: {
+            nodeId: string;
+            address?: string;
+            /** @enum {string} */
+            status: "ACTIVE" | "DRAINING" | "LOST";
+            cpuTotal: number;
+            memoryTotal: number;
+            cpuReserved: number;
+            memoryReserved: number;
+            labels?: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            registeredAt?: string;
+            /** Format: date-time */
+            heartbeatAt?: string;
         };
     };
     responses: {
@@ -287,9 +691,46 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description The key is not an admin key */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description No such resource for this tenant */
         NotFound: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description A request with the same idempotency key is still in progress */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The idempotency key was used with a different request */
+        Unprocessable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Over the key's rate limit; retry after `Retry-After` seconds */
+        TooManyRequests: {
+            headers: {
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -301,6 +742,11 @@ export interface components {
         TaskId: string;
         /** @description `family` or `family:revision` */
         TaskDefinitionRef: string;
+        SecretName: components["schemas"]["SecretName"];
+        NodeId: components["schemas"]["NodeId"];
+        /** @description The `nextToken` of the previous page */
+        NextToken: string;
+        Limit: number;
     };
     requestBodies: never;
     headers: never;
@@ -308,6 +754,35 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listTaskDefinitions: {
+        parameters: {
+            query?: {
+                family?: string;
+                status?: "ACTIVE" | "INACTIVE";
+                /** @description The `nextToken` of the previous page */
+                nextToken?: components["parameters"]["NextToken"];
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of task definitions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskDefinitionPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
     registerTaskDefinition: {
         parameters: {
             query?: never;
@@ -332,6 +807,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     describeTaskDefinition: {
@@ -355,14 +831,81 @@ export interface operations {
                     "application/json": components["schemas"]["TaskDefinition"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deregisterTaskDefinition: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `family` or `family:revision` */
+                taskDefinition: components["parameters"]["TaskDefinitionRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task definition, INACTIVE */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskDefinition"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listTasks: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated task ids (at most 100); with it the other filters are ignored */
+                ids?: string;
+                family?: string;
+                /** @description The task's lastStatus */
+                status?: components["schemas"]["TaskStatus"];
+                desiredStatus?: "RUNNING" | "STOPPED";
+                nodeId?: components["schemas"]["NodeId"];
+                startedBy?: string;
+                /** @description The `nextToken` of the previous page */
+                nextToken?: components["parameters"]["NextToken"];
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tasks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     runTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any string you choose, at most 255 printable ASCII characters */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -386,6 +929,36 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    describeTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DescribeTasksInput"];
+            };
+        };
+        responses: {
+            /** @description The tasks found, and a failure for each id that was not */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DescribeTasksOutput"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     describeTask: {
@@ -408,8 +981,10 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     stopTask: {
@@ -438,15 +1013,48 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     getTaskLogs: {
         parameters: {
             query?: {
-                /** @description Cursor from a previous page's `nextToken` */
+                /** @description Cursor from a previous page's `nextToken` (or an event's `id`) */
                 after?: string;
+                limit?: number;
+                follow?: boolean;
+            };
+            header?: never;
+            path: {
+                taskId: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of log events, or with `follow=true` a stream of them */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                    "application/x-ndjson": components["schemas"]["LogEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getTaskStats: {
+        parameters: {
+            query?: {
+                /** @description How many history samples to return */
                 limit?: number;
             };
             header?: never;
@@ -457,17 +1065,369 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of log events */
+            /** @description The samples; `current` is null before the first one */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LogPage"];
+                    "application/json": components["schemas"]["TaskStats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listSecrets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secrets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        secrets: components["schemas"]["Secret"][];
+                    };
                 };
             };
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    putSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretInput"];
+            };
+        };
+        responses: {
+            /** @description The secret, without its value */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Secret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    describeSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["SecretName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret, without its value */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Secret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deleteSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["SecretName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                tenant?: components["schemas"]["TenantName"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        apiKeys: components["schemas"]["ApiKey"][];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyInput"];
+            };
+        };
+        responses: {
+            /** @description The key, with its secret `apiKey` */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deleteApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listNodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The nodes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        nodes: components["schemas"]["Node"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    describeNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                nodeId: components["parameters"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The node */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Node"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    drainNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                nodeId: components["parameters"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The node, DRAINING (a LOST node stays LOST) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Node"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Up */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Redis does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    openapi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
         };
     };
 }
