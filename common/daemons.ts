@@ -1,5 +1,6 @@
 // Starting and stopping helper daemons (redis-server, docker-registry), by the pids we started.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 
 /** A free TCP port on loopback (the kernel picks it; we release it at once). */
@@ -77,6 +78,45 @@ export async function startRedisServer(o: RedisServerOptions): Promise<Daemon> {
   } catch (err) {
     await daemon.stop();
     throw new Error(`redis-server did not start: ${(err as Error).message}\n${daemon.output()}`);
+  }
+  return daemon;
+}
+
+export interface RegistryServerOptions {
+  /** Holds the registry's config and its storage. */
+  dir: string;
+  host: string;
+  port: number;
+  /** An htpasswd file (bcrypt) to require basic auth. */
+  htpasswd?: string;
+}
+
+/** Debian's docker-registry (the CNCF distribution registry) on the given address. */
+export async function startRegistryServer(o: RegistryServerOptions): Promise<Daemon> {
+  const storage = `${o.dir}/storage`;
+  await mkdir(storage, { recursive: true });
+  const config = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${JSON.stringify(storage)}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: ${JSON.stringify(`${o.host}:${o.port}`)}`,
+    ...(o.htpasswd ? ['auth:', '  htpasswd:', '    realm: berth', `    path: ${JSON.stringify(o.htpasswd)}`] : []),
+    '',
+  ].join('\n');
+  const configFile = `${o.dir}/config.yml`;
+  await writeFile(configFile, config);
+  const daemon = startDaemon('docker-registry', ['serve', configFile]);
+  try {
+    await waitForPort(o.port, 15_000, daemon.child);
+  } catch (err) {
+    await daemon.stop();
+    throw new Error(`docker-registry did not start: ${(err as Error).message}\n${daemon.output()}`);
   }
   return daemon;
 }
