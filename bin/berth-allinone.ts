@@ -1,0 +1,104 @@
+// Berth on one machine: Redis (unless REDIS_URL is given), a loopback registry
+// holding the example images, the API, the scheduler and a node agent, in one
+// process tree. State lives under BERTH_STATE_DIR (./.berth).
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { loadConfig, parseAddr } from '../common/config.ts';
+import { startRedisServer, startRegistryServer, type Daemon } from '../common/daemons.ts';
+import { createLogger } from '../common/log.ts';
+import { connectRedis } from '../common/redis.ts';
+import { buildApi, ensureAdminKey } from '../api/src/index.ts';
+import { startScheduler } from '../scheduler/src/index.ts';
+import { startAgent } from '../node-agent/src/index.ts';
+import { pushExampleImages } from '../images/examples.ts';
+
+const config = loadConfig();
+const logger = createLogger('allinone');
+const daemons: Daemon[] = [];
+const closers: (() => Promise<void>)[] = [];
+
+async function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host);
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function main(): Promise<void> {
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+
+  let redisUrl = config.redisUrl;
+  if (!redisUrl) {
+    const addr = parseAddr(process.env.BERTH_LOCAL_REDIS_ADDR ?? '127.0.0.1:6390', 'BERTH_LOCAL_REDIS_ADDR');
+    if (await listening(addr.host, addr.port)) {
+      throw new Error(`something already listens on ${addr.host}:${addr.port}; set REDIS_URL to use it, or BERTH_LOCAL_REDIS_ADDR to another port`);
+    }
+    const dir = path.join(config.stateDir, 'redis');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    daemons.push(await startRedisServer({ dir, port: addr.port, persist: true }));
+    redisUrl = `redis://${addr.host}:${addr.port}`;
+    logger.info({ redisUrl, dir }, 'started redis-server');
+  }
+
+  let registry = config.defaultRegistry;
+  if (!registry) {
+    const addr = parseAddr(process.env.BERTH_LOCAL_REGISTRY_ADDR ?? '127.0.0.1:5000', 'BERTH_LOCAL_REGISTRY_ADDR');
+    if (await listening(addr.host, addr.port)) {
+      throw new Error(`something already listens on ${addr.host}:${addr.port}; set BERTH_REGISTRY to use it, or BERTH_LOCAL_REGISTRY_ADDR to another port`);
+    }
+    daemons.push(await startRegistryServer({ dir: path.join(config.stateDir, 'registry'), host: addr.host, port: addr.port }));
+    registry = `${addr.host}:${addr.port}`;
+    logger.info({ registry }, 'started docker-registry');
+    const pushed = await pushExampleImages(registry);
+    logger.info({ images: pushed }, 'example images are in the local registry');
+  }
+
+  const redis = connectRedis(redisUrl);
+  closers.push(async () => { redis.disconnect(); });
+  const adminKey = await ensureAdminKey(redis, config.stateDir);
+
+  const scheduler = await startScheduler({ redisUrl, logger: createLogger('scheduler') });
+  closers.push(() => scheduler.close());
+
+  const agent = await startAgent({
+    redisUrl,
+    nodeId: config.nodeId,
+    stateDir: path.join(config.stateDir, 'agent'),
+    logger: createLogger('node-agent'),
+    defaultRegistry: registry,
+    insecureRegistries: config.insecureRegistries,
+    subnet: process.env.BERTH_SUBNET || undefined,
+    bridge: process.env.BERTH_BRIDGE || undefined,
+  });
+  closers.push(() => agent.close());
+
+  const api = await buildApi({ redis, logger: createLogger('api') });
+  closers.push(() => api.close());
+  await api.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
+  const url = `http://${config.apiAddr.host}:${config.apiAddr.port}`;
+  await writeFile(path.join(config.stateDir, 'api-url'), url + '\n');
+
+  process.stdout.write(
+    `\nBerth is running.\n  API:       ${url}  (docs at ${url}/docs)\n  Registry:  ${registry}\n` +
+    `  Admin key: ${path.join(config.stateDir, 'admin-key')}${adminKey.created ? ' (new)' : ''}\n` +
+    `Try:  curl -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), path.join(config.stateDir, 'admin-key')) || 'admin-key'})" ${url}/v1/tasks\n\n`,
+  );
+}
+
+async function shutdown(signal: string): Promise<void> {
+  logger.info({ signal }, 'shutting down; running containers are re-adopted on the next start');
+  for (const close of closers.reverse()) await close().catch((err: Error) => logger.warn({ err: err.message }, 'close failed'));
+  for (const daemon of daemons.reverse()) await daemon.stop();
+  process.exit(0);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown(signal));
+
+main().catch(async (err: Error) => {
+  logger.fatal({ err: err.message }, 'berth could not start');
+  process.stderr.write(`berth: ${err.message}\n`);
+  for (const daemon of daemons.reverse()) await daemon.stop();
+  process.exit(1);
+});

@@ -1,0 +1,40 @@
+// The node agent daemon: `tsx node-agent/src/main.ts`, configured from the environment.
+import path from 'node:path';
+import { loadConfig, parseAddr } from '../../common/config.ts';
+import { createLogger } from '../../common/log.ts';
+import { startAgent } from './index.ts';
+
+const config = loadConfig();
+const logger = createLogger('node-agent', { nodeId: config.nodeId });
+if (!config.redisUrl) {
+  logger.fatal('REDIS_URL is not set: the agent needs the cluster Redis');
+  process.exit(2);
+}
+const agent = await startAgent({
+  redisUrl: config.redisUrl,
+  nodeId: config.nodeId,
+  stateDir: path.join(config.stateDir, 'agent'),
+  logger,
+  defaultRegistry: config.defaultRegistry,
+  insecureRegistries: config.insecureRegistries,
+  labels: parseLabels(process.env.BERTH_NODE_LABELS ?? ''),
+  http: parseAddr(process.env.BERTH_AGENT_ADDR ?? '127.0.0.1:8081', 'BERTH_AGENT_ADDR'),
+  subnet: process.env.BERTH_SUBNET || undefined,
+    bridge: process.env.BERTH_BRIDGE || undefined,
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    logger.info({ signal }, 'shutting down; containers keep running and are re-adopted on the next start');
+    void agent.close().then(() => process.exit(0));
+  });
+}
+
+function parseLabels(value: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`BERTH_NODE_LABELS: expected key=value pairs, got "${pair}"`);
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return labels;
+}

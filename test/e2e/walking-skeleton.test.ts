@@ -1,0 +1,94 @@
+// The whole path once, every hop real: the API takes a definition and a run,
+// the scheduler places the task through BullMQ, the agent pulls the image from
+// a real docker-registry, unpacks it, writes a bundle and starts it through the
+// shim under the runtime with a memory limit; status, exit code and logs come
+// back through the API.
+import { readFileSync, existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAllInOne, waitForTask, type AllInOne } from '../harness/allinone.ts';
+
+let aio: AllInOne;
+
+beforeAll(async () => {
+  aio = await startAllInOne();
+}, 180_000);
+
+afterAll(async () => {
+  await aio?.stop();
+});
+
+/** The memory limit the kernel enforces on the task, read from its cgroup on the host. */
+function memoryLimitOf(taskId: string): number | undefined {
+  const candidates = [
+    `/sys/fs/cgroup/memory/berth/${taskId}/memory.limit_in_bytes`,
+    `/sys/fs/cgroup/berth/${taskId}/memory.max`,
+    `/sys/fs/cgroup/unified/berth/${taskId}/memory.max`,
+  ];
+  for (const file of candidates) {
+    if (existsSync(file)) return Number(readFileSync(file, 'utf8').trim());
+  }
+  return undefined;
+}
+
+describe('one task, end to end', () => {
+  it('runs a task from a registered definition and reports its exit code, logs and memory limit', async () => {
+    const def = await aio.api('POST', '/v1/task-definitions', {
+      family: 'hello',
+      image: 'berth/busybox:latest',
+      command: ['sh', '-c', 'echo hello from berth; echo to stderr >&2; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; sleep 3; exit 3'],
+      memory: 64,
+      cpu: 256,
+    });
+    expect(def.status).toBe(201);
+    expect(def.body).toMatchObject({ family: 'hello', revision: 1 });
+
+    const run = await aio.api('POST', '/v1/tasks', { taskDefinition: 'hello' });
+    expect(run.status).toBe(201);
+    const taskId: string = run.body.tasks[0].taskId;
+    expect(run.body.tasks[0].lastStatus).toBe('PROVISIONING');
+
+    const running = await waitForTask(aio, taskId, 'RUNNING');
+    expect(running.lastStatus).toBe('RUNNING');
+    expect(running.nodeId).toBe(aio.nodeId);
+    expect(memoryLimitOf(taskId)).toBe(64 * 1024 * 1024);
+
+    const stopped = await waitForTask(aio, taskId, 'STOPPED');
+    expect(stopped).toMatchObject({ lastStatus: 'STOPPED', exitCode: 3, stopCode: 'EssentialContainerExited' });
+    expect(memoryLimitOf(taskId)).toBeUndefined(); // the cgroup is gone with the task
+
+    const logs = await aio.api('GET', `/v1/tasks/${taskId}/logs`);
+    expect(logs.status).toBe(200);
+    const events = logs.body.events as { stream: string; message: string }[];
+    expect(events).toContainEqual(expect.objectContaining({ stream: 'stdout', message: 'hello from berth' }));
+    expect(events).toContainEqual(expect.objectContaining({ stream: 'stderr', message: 'to stderr' }));
+    // The container saw its own limit too.
+    expect(events).toContainEqual(expect.objectContaining({ stream: 'stdout', message: String(64 * 1024 * 1024) }));
+  });
+
+  it('reports an image that is not in the registry as CannotPullContainerError', async () => {
+    await aio.api('POST', '/v1/task-definitions', { family: 'missing', image: 'berth/no-such-image:1' });
+    const run = await aio.api('POST', '/v1/tasks', { taskDefinition: 'missing' });
+    const stopped = await waitForTask(aio, run.body.tasks[0].taskId, 'STOPPED');
+    expect(stopped.stopCode).toBe('TaskFailedToStart');
+    expect(stopped.stoppedReason).toMatch(/^CannotPullContainerError: /);
+  });
+
+  it('answers bad input on the two POST routes with a 400 naming the field', async () => {
+    const badDef = await aio.api('POST', '/v1/task-definitions', { family: 'bad', image: 'berth/busybox:latest', memory: 'lots' });
+    expect(badDef.status).toBe(400);
+    expect(badDef.body.error.code).toBe('VALIDATION_ERROR');
+    expect(JSON.stringify(badDef.body.error)).toContain('memory');
+
+    const noFamily = await aio.api('POST', '/v1/task-definitions', { image: 'berth/busybox:latest' });
+    expect(noFamily.status).toBe(400);
+    expect(JSON.stringify(noFamily.body.error)).toContain('family');
+
+    const badRun = await aio.api('POST', '/v1/tasks', { taskDefinition: 'hello', count: 0 });
+    expect(badRun.status).toBe(400);
+    expect(JSON.stringify(badRun.body.error)).toContain('count');
+
+    const notJson = await aio.api('POST', '/v1/tasks', '{"taskDefinition":');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBeTruthy();
+  });
+});

@@ -1,0 +1,119 @@
+// Runs the all-in-one exactly as `npm start` does (bin/berth-allinone.ts), on
+// free loopback ports, with its own state dir, bridge and subnet, and removes
+// everything it made afterwards, even when the test failed.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startDaemon, waitForPort, type Daemon } from '../../common/daemons.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface AllInOne {
+  url: string;
+  adminKey: string;
+  stateDir: string;
+  nodeId: string;
+  bridge: string;
+  output(): string;
+  /** Calls the API with the admin key; JSON in, JSON (or text) out. */
+  api(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  stop(): Promise<void>;
+}
+
+export async function startAllInOne(env: Record<string, string> = {}): Promise<AllInOne> {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'berth-aio-'));
+  const [apiPort, redisPort, registryPort] = [await freePort(), await freePort(), await freePort()];
+  const suffix = randomBytes(3).toString('hex');
+  const bridge = `bt${suffix}`;
+  const nodeId = `test-node-${suffix}`;
+  const daemon: Daemon = startDaemon(path.join(repo, 'node_modules/.bin/tsx'), [path.join(repo, 'bin/berth-allinone.ts')], {
+    cwd: repo,
+    env: {
+      ...process.env,
+      BERTH_STATE_DIR: stateDir,
+      BERTH_API_ADDR: `127.0.0.1:${apiPort}`,
+      BERTH_LOCAL_REDIS_ADDR: `127.0.0.1:${redisPort}`,
+      BERTH_LOCAL_REGISTRY_ADDR: `127.0.0.1:${registryPort}`,
+      BERTH_NODE_ID: nodeId,
+      BERTH_BRIDGE: bridge,
+      BERTH_SUBNET: `10.${200 + (parseInt(suffix, 16) % 50)}.${parseInt(suffix, 16) % 250}.0/24`,
+      REDIS_URL: '',
+      BERTH_REGISTRY: '',
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+  });
+  const stop = async () => {
+    await daemon.stop();
+    cleanHost(stateDir, bridge);
+    await rm(stateDir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(apiPort, 120_000, daemon.child);
+  } catch (err) {
+    const output = daemon.output();
+    await stop();
+    throw new Error(`the all-in-one did not start: ${(err as Error).message}\n${output}`);
+  }
+  const url = `http://127.0.0.1:${apiPort}`;
+  const adminKey = (await readFile(path.join(stateDir, 'admin-key'), 'utf8')).trim();
+  return {
+    url, adminKey, stateDir, nodeId, bridge,
+    output: daemon.output,
+    async api(method, route, body, headers = {}) {
+      const res = await fetch(url + route, {
+        method,
+        headers: { authorization: `Bearer ${adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+      return { status: res.status, body: parsed };
+    },
+    stop,
+  };
+}
+
+/**
+ * What the all-in-one leaves on the host by design (containers it ran are its
+ * tasks; the bridge outlives tasks): force-remove them for a clean machine.
+ */
+function cleanHost(stateDir: string, bridge: string): void {
+  const runtimeRoot = path.join(stateDir, 'agent/runtime');
+  if (existsSync(runtimeRoot)) {
+    for (const runtime of ['runc', path.join(repo, 'native/build/berth-runtime')]) {
+      try {
+        const list = JSON.parse(execFileSync(runtime, ['--root', runtimeRoot, 'list', '--format', 'json'], { encoding: 'utf8' }) || '[]') as { id: string }[];
+        for (const c of list ?? []) execFileSync(runtime, ['--root', runtimeRoot, 'delete', '--force', c.id], { stdio: 'ignore' });
+      } catch { /* that runtime has nothing here */ }
+    }
+  }
+  const mounts = readMounts().filter((m) => m.startsWith(stateDir)).sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* gone */ }
+  }
+  try { execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' }); } catch { /* none */ }
+}
+
+function readMounts(): string[] {
+  return execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' })
+    .split('\n').map((l) => l.split(' ')[4] ?? '').filter(Boolean);
+}
+
+/** Polls the API until the task reaches `status` (or STOPPED), returning it. */
+export async function waitForTask(aio: AllInOne, taskId: string, status: string, timeoutMs = 60_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  let last: any;
+  while (Date.now() < deadline) {
+    const res = await aio.api('GET', `/v1/tasks/${taskId}`);
+    last = res.body;
+    if (last?.lastStatus === status || last?.lastStatus === 'STOPPED') return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`task ${taskId} did not reach ${status} in ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+}
