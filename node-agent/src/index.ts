@@ -1,0 +1,130 @@
+// The node agent: registers this host, heartbeats, takes work from its own
+// queue only, and runs it through the task supervisor.
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'bullmq';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
+import { registerNode } from '../../common/nodes.ts';
+import { connectRedis } from '../../common/redis.ts';
+import type { Logger } from '../../common/log.ts';
+import type { NodeJob } from '../../common/types.ts';
+import { createImageService } from './image/index.ts';
+import { createNetworkManager } from './network/index.ts';
+import { createStatsCollector } from './stats/index.ts';
+import { runtimeBinary, shimBinary } from './binaries.ts';
+import { TaskSupervisor } from './supervisor.ts';
+
+export interface AgentOptions {
+  redisUrl: string;
+  nodeId: string;
+  stateDir: string;
+  logger: Logger;
+  defaultRegistry?: string;
+  insecureRegistries?: string[];
+  /** What the node offers; defaults to the host's cores and memory less `reserve`. */
+  capacity?: { cpu: number; memory: number };
+  /** Kept for the host itself (MiB) when capacity is not given. @defaultValue 256 */
+  reservedMemory?: number;
+  labels?: Record<string, string>;
+  /** host:port of the agent's HTTP endpoint (/healthz, /metrics). @defaultValue 127.0.0.1:0 */
+  http?: { host: string; port: number };
+  /** Jobs taken from the node's queue at once. @defaultValue 16 */
+  concurrency?: number;
+  /** @defaultValue 1000 */
+  heartbeatMs?: number;
+  shim?: string;
+  runtime?: string;
+  subnet?: string;
+  bridge?: string;
+}
+
+export interface Agent {
+  nodeId: string;
+  address: string;
+  supervisor: TaskSupervisor;
+  /** Stops taking work and detaches from the containers, which go on running. */
+  close(): Promise<void>;
+}
+
+export async function startAgent(o: AgentOptions): Promise<Agent> {
+  const logger = o.logger.child({ nodeId: o.nodeId });
+  const redis = connectRedis(o.redisUrl);
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+
+  const images = createImageService({
+    root: path.join(o.stateDir, 'images'), defaultRegistry: o.defaultRegistry, insecureRegistries: o.insecureRegistries, logger,
+  });
+  const network = createNetworkManager({ stateDir: path.join(o.stateDir, 'network'), subnet: o.subnet, bridge: o.bridge, logger });
+  const stats = createStatsCollector({ redis, registry: metrics, logger });
+  const supervisor = new TaskSupervisor({
+    redis, logger, nodeId: o.nodeId, images, network, stats,
+    tasksDir: path.join(o.stateDir, 'tasks'),
+    runtimeRoot: path.join(o.stateDir, 'runtime'),
+    shimBinary: o.shim ?? shimBinary(),
+    runtimeBinary: o.runtime ?? runtimeBinary(),
+  });
+
+  const server = http.createServer((req, res) => {
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else if (req.url === '/metrics') {
+      metrics.metrics().then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body), () => res.writeHead(500).end());
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND","message":"No such route"}}');
+    }
+  });
+  const listen = o.http ?? { host: '127.0.0.1', port: 0 };
+  await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
+  const bound = server.address() as { address: string; port: number };
+  const address = `${bound.address}:${bound.port}`;
+
+  const capacity = o.capacity ?? {
+    cpu: os.cpus().length * 1024,
+    memory: Math.max(0, Math.floor(os.totalmem() / 2 ** 20) - (o.reservedMemory ?? 256)),
+  };
+  const register = () => registerNode(redis, {
+    nodeId: o.nodeId, address, cpuTotal: capacity.cpu, memoryTotal: capacity.memory, labels: o.labels ?? {},
+  });
+  await register();
+  const adopted = await supervisor.adopt();
+  if (adopted.length > 0) logger.info({ count: adopted.length }, 're-adopted running tasks');
+
+  const heartbeat = setInterval(() => {
+    void (async () => {
+      const status = await redis.hget(keys.node(o.nodeId), 'status');
+      if (status === 'LOST' || status === null) await register();
+      else await redis.hset(keys.node(o.nodeId), 'heartbeatAt', new Date().toISOString());
+    })().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
+  }, o.heartbeatMs ?? 1000);
+
+  const workerConnection = connectRedis(o.redisUrl);
+  const worker = new Worker<NodeJob>(
+    queues.node(o.nodeId),
+    async (job) => {
+      if (job.data.kind === 'start') await supervisor.start(job.data.taskId);
+      else await supervisor.stop(job.data.taskId, job.data.reason);
+    },
+    { connection: workerConnection, prefix: BULLMQ_PREFIX, concurrency: o.concurrency ?? 16 },
+  );
+  worker.on('error', (err) => logger.error({ err: err.message }, 'node worker error'));
+  worker.on('failed', (job, err) => logger.error({ job: job?.data, err: err.message }, 'node job failed'));
+
+  logger.info({ address, capacity, runtime: o.runtime ?? runtimeBinary() }, 'agent started');
+  return {
+    nodeId: o.nodeId,
+    address,
+    supervisor,
+    async close() {
+      clearInterval(heartbeat);
+      await worker.close();
+      supervisor.detach();
+      await stats.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      redis.disconnect();
+      workerConnection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,74 @@
+// What the container runs, from the image config and the task: Docker's rules
+// for entrypoint and command, the task's environment over the image's.
+import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import type { TaskContainerSpec } from '../../common/types.ts';
+import type { ImageConfig } from './image/index.ts';
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export class TaskSpecError extends Error {}
+
+export function processArgs(image: ImageConfig, spec: TaskContainerSpec): string[] {
+  const entrypoint = spec.entryPoint ?? image.entrypoint ?? [];
+  // A new entrypoint drops the image's command, as `docker run --entrypoint` does.
+  const command = spec.command ?? (spec.entryPoint ? [] : image.cmd ?? []);
+  const args = [...entrypoint, ...command];
+  if (args.length === 0) throw new TaskSpecError('the image has no Entrypoint or Cmd and the task definition sets no command');
+  return args;
+}
+
+export function processEnv(image: ImageConfig, spec: TaskContainerSpec, extra: Record<string, string> = {}): string[] {
+  const env = new Map<string, string>();
+  for (const entry of [DEFAULT_PATH, ...(image.env ?? [])]) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  for (const { name, value } of spec.environment) env.set(name, value);
+  for (const [name, value] of Object.entries(extra)) env.set(name, value);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/** Reads a file of the rootfs without following a symlink at its last component. */
+async function readRootfsFile(rootfs: string, file: string): Promise<string | null> {
+  try {
+    const handle = await open(path.join(rootfs, file), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
+function lookup(db: string | null, name: string, idField: number): number | undefined {
+  for (const line of (db ?? '').split('\n')) {
+    const fields = line.split(':');
+    if (fields[0] === name && fields[idField] !== undefined && /^\d+$/.test(fields[idField]!)) return Number(fields[idField]);
+  }
+  return undefined;
+}
+
+/** `user`, `uid`, `user:group` or `uid:gid`, names resolved in the image's /etc files. */
+export async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
+  if (!user) return { uid: 0, gid: 0 };
+  const [u, g] = user.split(':') as [string, string | undefined];
+  let uid: number | undefined = /^\d+$/.test(u) ? Number(u) : undefined;
+  let gid: number | undefined;
+  if (uid === undefined) {
+    const passwd = await readRootfsFile(rootfs, 'etc/passwd');
+    uid = lookup(passwd, u, 2);
+    if (uid === undefined) throw new TaskSpecError(`user "${u}" is not in the image's /etc/passwd`);
+    if (g === undefined) gid = lookup(passwd, u, 3);
+  } else if (g === undefined) {
+    gid = uid;
+  }
+  if (g !== undefined) {
+    gid = /^\d+$/.test(g) ? Number(g) : lookup(await readRootfsFile(rootfs, 'etc/group'), g, 2);
+    if (gid === undefined) throw new TaskSpecError(`group "${g}" is not in the image's /etc/group`);
+  }
+  return { uid, gid: gid ?? 0 };
+}
