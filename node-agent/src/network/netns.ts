@@ -1,0 +1,60 @@
+// Named network namespaces, made and removed with iproute2 (`ip netns`): each
+// is a bind mount under /run/netns that outlives the agent and can be joined by
+// path (`linux.namespaces[].path` in config.json) or entered with `ip netns exec`.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+export const NETNS_DIR = '/run/netns';
+
+export function netnsPath(name: string): string {
+  return path.join(NETNS_DIR, name);
+}
+
+export function run(command: string, args: string[], timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`${command} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
+        return;
+      }
+      resolve(stdout);
+    });
+  });
+}
+
+/** Creates the namespace with only `lo`, brought up. */
+export async function createNetns(name: string): Promise<string> {
+  await run('ip', ['netns', 'add', name]);
+  try {
+    await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  } catch (err) {
+    await deleteNetns(name).catch(() => undefined);
+    throw err;
+  }
+  return netnsPath(name);
+}
+
+/** Removes the namespace; nothing to do when it is already gone. */
+export async function deleteNetns(name: string): Promise<void> {
+  if (!existsSync(netnsPath(name))) return;
+  try {
+    await run('ip', ['netns', 'delete', name]);
+  } catch (err) {
+    if (existsSync(netnsPath(name))) throw err;
+  }
+}
+
+export function netnsExists(name: string): boolean {
+  return existsSync(netnsPath(name));
+}
+
+/** Names under /run/netns that start with `prefix`. */
+export async function listNetns(prefix: string): Promise<string[]> {
+  try {
+    return (await readdir(NETNS_DIR)).filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
