@@ -4,7 +4,7 @@ import { keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 import type { Task, TaskRecord, TaskStatus } from './types.ts';
 
-const JSON_FIELDS = new Set(['spec', 'tags']);
+const JSON_FIELDS = new Set(['spec', 'tags', 'placementStrategy', 'placementConstraints']);
 const NUMBER_FIELDS = new Set(['revision', 'exitCode']);
 
 function encode(record: Partial<TaskRecord>): string[] {

@@ -56,7 +56,19 @@ export interface TaskRecord {
   startedBy?: string;
   imageDigest?: string;
   tags?: { key: string; value: string }[];
+  placementStrategy?: PlacementStrategy;
+  placementConstraints?: PlacementConstraint[];
 }
+
+/** As ECS: best effort ordering of the nodes that fit. */
+export type PlacementStrategy =
+  | { type: 'binpack'; field: 'memory' | 'cpu' }
+  /** `node`, or `attribute:<label>` to spread over the values of a node label. */
+  | { type: 'spread'; field: string }
+  | { type: 'random' };
+
+/** As ECS: binding filters; `expression` is `label == value`, `label != value` or `label in [a, b]`. */
+export type PlacementConstraint = { type: 'distinctInstance' } | { type: 'memberOf'; expression: string };
 
 export type NodeStatus = 'ACTIVE' | 'DRAINING' | 'LOST';
 

@@ -43,7 +43,7 @@ export async function enqueueStart(nodeQueue: Queue<NodeJob>, taskId: string): P
   await nodeQueue.add('start', { kind: 'start', taskId }, { jobId: `start-${taskId}`, removeOnComplete: true, removeOnFail: 1000 });
 }
 
-function strategyOf(task: TaskRecord & { placementStrategy?: PlacementStrategy }): PlacementStrategy {
+function strategyOf(task: TaskRecord): PlacementStrategy {
   return task.placementStrategy ?? DEFAULT_STRATEGY;
 }
 

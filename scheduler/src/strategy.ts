@@ -1,11 +1,8 @@
 // Orders candidate nodes for a task. Strategies are best effort (as ECS's):
 // they only order the nodes that fit; constraints (issue-level work) filter them.
-import type { NodeRecord } from '../../common/types.ts';
+import type { NodeRecord, PlacementStrategy } from '../../common/types.ts';
 
-export type PlacementStrategy =
-  | { type: 'binpack'; field: 'memory' | 'cpu' }
-  | { type: 'spread'; field: 'node' }
-  | { type: 'random' };
+export type { PlacementStrategy };
 
 export const DEFAULT_STRATEGY: PlacementStrategy = { type: 'binpack', field: 'memory' };
 

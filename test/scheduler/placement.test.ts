@@ -1,0 +1,203 @@
+// The scheduler against a real redis-server: placement, strategies, waiting for
+// capacity, the deadline, node loss, and no double-booking between replicas.
+import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
+import { createLogger } from '../../common/log.ts';
+import { getNode, listNodes, registerNode } from '../../common/nodes.ts';
+import { connectRedis, type BerthRedis } from '../../common/redis.ts';
+import { getTask, saveNewTasks, transitionTask } from '../../common/tasks.ts';
+import type { PlacementJob, TaskRecord } from '../../common/types.ts';
+import { startScheduler, type Scheduler } from '../../scheduler/src/index.ts';
+import { startRedis, type TestRedis } from '../harness/redis.ts';
+
+let server: TestRedis;
+let redis: BerthRedis;
+let placement: Queue<PlacementJob>;
+const schedulers: Scheduler[] = [];
+const logger = createLogger('scheduler-test');
+logger.level = 'silent';
+
+beforeAll(async () => {
+  server = await startRedis();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+beforeEach(async () => {
+  redis = connectRedis(server.url);
+  await redis.flushall();
+  placement = new Queue<PlacementJob>(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
+});
+afterEach(async () => {
+  await Promise.all(schedulers.splice(0).map((s) => s.close()));
+  await placement.close();
+  redis.disconnect();
+});
+
+function newTask(cpu: number, memory: number, extra: Partial<TaskRecord> = {}): TaskRecord {
+  return {
+    taskId: randomBytes(16).toString('hex'),
+    tenant: 't1', family: 'f', revision: 1,
+    spec: {
+      image: 'x', environment: [], cpu, memory, pidsLimit: 100, ulimits: [], portMappings: [],
+      networkMode: 'none', readonlyRootFilesystem: false, stopTimeout: 1,
+    },
+    lastStatus: 'PROVISIONING', desiredStatus: 'RUNNING', createdAt: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+async function submit(tasks: TaskRecord[]): Promise<void> {
+  await saveNewTasks(redis, tasks);
+  await placement.addBulk(tasks.map((t) => ({ name: 'place', data: { taskId: t.taskId }, opts: { jobId: t.taskId, removeOnComplete: true } })));
+}
+
+async function scheduler(options: Partial<Parameters<typeof startScheduler>[0]> = {}): Promise<Scheduler> {
+  const s = await startScheduler({ redisUrl: server.url, logger, retryDelayMs: 100, ...options });
+  schedulers.push(s);
+  return s;
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await check();
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function statuses(tasks: TaskRecord[]): Promise<TaskRecord[]> {
+  return Promise.all(tasks.map(async (t) => (await getTask(redis, t.taskId))!));
+}
+
+const node = (nodeId: string, cpuTotal: number, memoryTotal: number, labels: Record<string, string> = {}) =>
+  registerNode(redis, { nodeId, address: '127.0.0.1:1', cpuTotal, memoryTotal, labels });
+
+describe('placement', () => {
+  it('places a task on a node that fits and queues its start on that node', async () => {
+    await node('small', 1024, 128);
+    await node('big', 4096, 8192);
+    await scheduler();
+    const task = newTask(512, 1024);
+    await submit([task]);
+    const placed = await until('PENDING', async () => { const t = await getTask(redis, task.taskId); return t?.lastStatus === 'PENDING' && t; });
+    expect(placed.nodeId).toBe('big');
+    expect(await getNode(redis, 'big')).toMatchObject({ cpuReserved: 512, memoryReserved: 1024 });
+    const nodeQueue = new Queue(queues.node('big'), { connection: redis, prefix: BULLMQ_PREFIX });
+    const jobs = await nodeQueue.getJobs(['waiting', 'delayed', 'active']);
+    await nodeQueue.close();
+    expect(jobs.map((j) => j.data)).toEqual([{ kind: 'start', taskId: task.taskId }]);
+  });
+
+  it('binpacks on memory: fills the fullest node that still fits first', async () => {
+    await node('a', 8192, 1000);
+    await node('b', 8192, 1000);
+    await scheduler({ concurrency: 1 });
+    const first = newTask(10, 400);
+    await submit([first]);
+    const firstNode = (await until('placed', async () => (await getTask(redis, first.taskId))?.nodeId))!;
+    const rest = [newTask(10, 400), newTask(10, 400), newTask(10, 400)];
+    for (const t of rest) {
+      await submit([t]);
+      await until('placed', async () => (await getTask(redis, t.taskId))?.nodeId);
+    }
+    const nodes = (await statuses(rest)).map((t) => t.nodeId);
+    // 400 + 400 fit on the first node (1000); the third lands on the other node, the fourth beside it.
+    expect(nodes[0]).toBe(firstNode);
+    expect(nodes[1]).not.toBe(firstNode);
+    expect(nodes[2]).toBe(nodes[1]);
+  });
+
+  it('spreads across nodes with the spread strategy', async () => {
+    for (const id of ['a', 'b', 'c']) await node(id, 8192, 4096);
+    await scheduler({ concurrency: 1 });
+    const tasks = Array.from({ length: 6 }, () => newTask(10, 100, { placementStrategy: { type: 'spread', field: 'node' } }));
+    for (const t of tasks) {
+      await submit([t]);
+      await until('placed', async () => (await getTask(redis, t.taskId))?.nodeId);
+    }
+    const counts = new Map<string, number>();
+    for (const t of await statuses(tasks)) counts.set(t.nodeId!, (counts.get(t.nodeId!) ?? 0) + 1);
+    expect([...counts.values()]).toEqual([2, 2, 2]);
+  });
+
+  it('keeps a task PROVISIONING until capacity appears, then places it', async () => {
+    await scheduler();
+    const task = newTask(512, 512);
+    await submit([task]);
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await getTask(redis, task.taskId))?.lastStatus).toBe('PROVISIONING');
+    await node('late', 1024, 1024);
+    const placed = await until('PENDING', async () => { const t = await getTask(redis, task.taskId); return t?.lastStatus === 'PENDING' && t; });
+    expect(placed.nodeId).toBe('late');
+  });
+
+  it('stops a task that finds no capacity before the deadline, naming the short resource', async () => {
+    await node('tiny', 4096, 256);
+    await scheduler({ placementDeadlineMs: 300 });
+    const task = newTask(256, 1024);
+    await submit([task]);
+    const stopped = await until('STOPPED', async () => { const t = await getTask(redis, task.taskId); return t?.lastStatus === 'STOPPED' && t; });
+    expect(stopped.stopCode).toBe('TaskFailedToStart');
+    expect(stopped.stoppedReason).toMatch(/memory \(1024 MiB\)/);
+    expect(stopped.stoppedReason).not.toMatch(/CPU/);
+  });
+
+  it('releases a reservation exactly once, whichever path stops the task', async () => {
+    await node('n', 2048, 2048);
+    await scheduler();
+    const task = newTask(512, 512);
+    await submit([task]);
+    await until('PENDING', async () => (await getTask(redis, task.taskId))?.lastStatus === 'PENDING');
+    const stoppers = await Promise.all([
+      transitionTask(redis, task.taskId, 'STOPPED', { stopCode: 'UserInitiated' }),
+      transitionTask(redis, task.taskId, 'STOPPED', { stopCode: 'EssentialContainerExited' }),
+      transitionTask(redis, task.taskId, 'STOPPED', { stopCode: 'NodeLost' }),
+    ]);
+    expect(stoppers.filter((r) => r === 'moved')).toHaveLength(1);
+    expect(await getNode(redis, 'n')).toMatchObject({ cpuReserved: 0, memoryReserved: 0 });
+    expect(await transitionTask(redis, task.taskId, 'RUNNING')).toBe('unchanged');
+  });
+});
+
+describe('node liveness', () => {
+  it('marks a silent node LOST, stops its tasks with NodeLost and frees its capacity', async () => {
+    await node('quiet', 2048, 2048);
+    await scheduler({ nodeGraceMs: 500 });
+    const task = newTask(256, 256);
+    await submit([task]);
+    await until('PENDING', async () => (await getTask(redis, task.taskId))?.lastStatus === 'PENDING');
+    // No agent heartbeats for this node: within the grace period plus a sweep it is lost.
+    const stopped = await until('STOPPED', async () => { const t = await getTask(redis, task.taskId); return t?.lastStatus === 'STOPPED' && t; }, 5_000);
+    expect(stopped.stopCode).toBe('NodeLost');
+    expect(stopped.stoppedReason).toMatch(/^NodeLost: node quiet /);
+    expect(await getNode(redis, 'quiet')).toMatchObject({ status: 'LOST', cpuReserved: 0, memoryReserved: 0 });
+  });
+});
+
+describe('replicas', () => {
+  it('never double-books a node with 4 scheduler replicas racing on 10,000 placements', async () => {
+    const nodeCount = 50;
+    for (let i = 0; i < nodeCount; i++) await node(`n${i}`, 1024 * 4, 4096);
+    for (let i = 0; i < 4; i++) await scheduler({ concurrency: 32, placementDeadlineMs: 60_000 });
+    // 10,000 × 24 MiB is more than 50 × 4096 MiB: the nodes fill up completely and the rest must wait.
+    const tasks = Array.from({ length: 10_000 }, () => newTask(16, 24));
+    for (let i = 0; i < tasks.length; i += 1000) await submit(tasks.slice(i, i + 1000));
+    const capacityTasks = nodeCount * Math.floor(4096 / 24);
+    await until('all that fit placed', async () => {
+      const placed = await Promise.all((await listNodes(redis)).map((n) => redis.scard(keys.nodeTasks(n.nodeId))));
+      return placed.reduce((a, b) => a + b, 0) >= capacityTasks;
+    }, 120_000);
+    for (const n of await listNodes(redis)) {
+      expect(n.memoryReserved).toBeLessThanOrEqual(n.memoryTotal);
+      expect(n.cpuReserved).toBeLessThanOrEqual(n.cpuTotal);
+      const count = await redis.scard(keys.nodeTasks(n.nodeId));
+      expect(n.memoryReserved).toBe(count * 24);
+      expect(n.cpuReserved).toBe(count * 16);
+    }
+  }, 180_000);
+});
