@@ -1,0 +1,221 @@
+#include "seccomp-filter.h"
+#include <errno.h>
+#include <seccomp.h>
+#include <string.h>
+#include "utils.h"
+
+static void
+cleanup_ctxp (scmp_filter_ctx *ctx)
+{
+  if (*ctx)
+    seccomp_release (*ctx);
+}
+
+static int
+parse_action (const char *name, const json_node *errno_ret, uint32_t default_errno, uint32_t *out, berth_error_t *err)
+{
+  uint32_t e = default_errno;
+  if (errno_ret && errno_ret->type == JSON_NUMBER && errno_ret->is_int)
+    e = (uint32_t) errno_ret->integer;
+  if (name == NULL)
+    return berth_make_error (err, 0, "seccomp: missing action");
+  if (strcmp (name, "SCMP_ACT_ALLOW") == 0)
+    *out = SCMP_ACT_ALLOW;
+  else if (strcmp (name, "SCMP_ACT_ERRNO") == 0)
+    *out = SCMP_ACT_ERRNO (e);
+  else if (strcmp (name, "SCMP_ACT_KILL") == 0 || strcmp (name, "SCMP_ACT_KILL_THREAD") == 0)
+    *out = SCMP_ACT_KILL_THREAD;
+  else if (strcmp (name, "SCMP_ACT_KILL_PROCESS") == 0)
+    *out = SCMP_ACT_KILL_PROCESS;
+  else if (strcmp (name, "SCMP_ACT_TRAP") == 0)
+    *out = SCMP_ACT_TRAP;
+  else if (strcmp (name, "SCMP_ACT_TRACE") == 0)
+    *out = SCMP_ACT_TRACE (e);
+  else if (strcmp (name, "SCMP_ACT_LOG") == 0)
+    *out = SCMP_ACT_LOG;
+  else
+    return berth_make_error (err, 0, "seccomp: unsupported action `%s`", name);
+  return 0;
+}
+
+static int
+parse_arch (const char *name, uint32_t *out, berth_error_t *err)
+{
+  static const struct
+  {
+    const char *name;
+    uint32_t arch;
+  } archs[] = {
+    { "SCMP_ARCH_X86", SCMP_ARCH_X86 },       { "SCMP_ARCH_X86_64", SCMP_ARCH_X86_64 },
+    { "SCMP_ARCH_X32", SCMP_ARCH_X32 },       { "SCMP_ARCH_ARM", SCMP_ARCH_ARM },
+    { "SCMP_ARCH_AARCH64", SCMP_ARCH_AARCH64 }, { "SCMP_ARCH_MIPS", SCMP_ARCH_MIPS },
+    { "SCMP_ARCH_MIPS64", SCMP_ARCH_MIPS64 }, { "SCMP_ARCH_MIPSEL", SCMP_ARCH_MIPSEL },
+    { "SCMP_ARCH_MIPSEL64", SCMP_ARCH_MIPSEL64 }, { "SCMP_ARCH_PPC", SCMP_ARCH_PPC },
+    { "SCMP_ARCH_PPC64", SCMP_ARCH_PPC64 },   { "SCMP_ARCH_PPC64LE", SCMP_ARCH_PPC64LE },
+    { "SCMP_ARCH_S390", SCMP_ARCH_S390 },     { "SCMP_ARCH_S390X", SCMP_ARCH_S390X },
+    { "SCMP_ARCH_RISCV64", SCMP_ARCH_RISCV64 },
+  };
+  for (size_t i = 0; i < sizeof (archs) / sizeof (archs[0]); i++)
+    if (strcmp (archs[i].name, name) == 0)
+      {
+        *out = archs[i].arch;
+        return 0;
+      }
+  return berth_make_error (err, 0, "seccomp: unknown architecture `%s`", name);
+}
+
+static int
+parse_op (const char *name, enum scmp_compare *out, berth_error_t *err)
+{
+  static const struct
+  {
+    const char *name;
+    enum scmp_compare op;
+  } ops[] = {
+    { "SCMP_CMP_NE", SCMP_CMP_NE }, { "SCMP_CMP_LT", SCMP_CMP_LT }, { "SCMP_CMP_LE", SCMP_CMP_LE },
+    { "SCMP_CMP_EQ", SCMP_CMP_EQ }, { "SCMP_CMP_GE", SCMP_CMP_GE }, { "SCMP_CMP_GT", SCMP_CMP_GT },
+    { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ },
+  };
+  for (size_t i = 0; name && i < sizeof (ops) / sizeof (ops[0]); i++)
+    if (strcmp (ops[i].name, name) == 0)
+      {
+        *out = ops[i].op;
+        return 0;
+      }
+  return berth_make_error (err, 0, "seccomp: unknown operator `%s`", name ? name : "");
+}
+
+static uint64_t
+num (const json_node *n)
+{
+  return n && n->type == JSON_NUMBER ? n->uinteger : 0;
+}
+
+static int
+add_rule (scmp_filter_ctx ctx, uint32_t action, int nr, const json_node *args, berth_error_t *err)
+{
+  struct scmp_arg_cmp cmps[6];
+  unsigned n = 0;
+  bool repeated = false;
+  int ret;
+
+  for (size_t i = 0; args && i < args->len; i++)
+    {
+      const json_node *a = args->items[i];
+      enum scmp_compare op = SCMP_CMP_EQ;
+      uint64_t index = num (json_get (a, "index"));
+      if (index > 5)
+        return berth_make_error (err, 0, "seccomp: argument index %llu out of range", (unsigned long long) index);
+      if (parse_op (json_get_string (a, "op"), &op, err) < 0)
+        return -1;
+      if (n >= 6)
+        return berth_make_error (err, 0, "seccomp: too many argument conditions");
+      for (unsigned j = 0; j < n; j++)
+        if (cmps[j].arg == index)
+          repeated = true;
+      cmps[n].arg = (unsigned) index;
+      cmps[n].op = op;
+      cmps[n].datum_a = num (json_get (a, "value"));
+      cmps[n].datum_b = num (json_get (a, "valueTwo"));
+      /* For SCMP_CMP_MASKED_EQ the spec's value is the mask and valueTwo the
+       * expected value: libseccomp's datum_a and datum_b, in that order. */
+      n++;
+    }
+  if (!repeated)
+    ret = seccomp_rule_add_array (ctx, action, nr, n, cmps);
+  else
+    {
+      /* Conditions on one argument cannot be ANDed by libseccomp: one rule each (runc does this). */
+      ret = 0;
+      for (unsigned j = 0; j < n && ret == 0; j++)
+        ret = seccomp_rule_add_array (ctx, action, nr, 1, &cmps[j]);
+    }
+  if (ret < 0 && ret != -EACCES && ret != -EEXIST)
+    return berth_make_error (err, -ret, "seccomp: add rule for syscall %d", nr);
+  return 0;
+}
+
+static int
+build (const json_node *p, scmp_filter_ctx *out, berth_error_t *err)
+{
+  __attribute__ ((cleanup (cleanup_ctxp))) scmp_filter_ctx ctx = NULL;
+  uint32_t def, act;
+  const json_node *archs = json_get (p, "architectures"), *syscalls = json_get (p, "syscalls"), *n;
+  uint32_t default_errno = EPERM;
+
+  n = json_get (p, "defaultErrnoRet");
+  if (n && n->type == JSON_NUMBER)
+    default_errno = (uint32_t) n->integer;
+  if (parse_action (json_get_string (p, "defaultAction"), json_get (p, "defaultErrnoRet"), EPERM, &def, err) < 0)
+    return berth_error_wrap (err, "linux.seccomp.defaultAction");
+  ctx = seccomp_init (def);
+  if (ctx == NULL)
+    return berth_make_error (err, ENOMEM, "seccomp_init");
+  seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 0);
+  if (json_get (p, "flags") || json_get (p, "listenerPath"))
+    {
+      const json_node *f = json_get (p, "flags");
+      for (size_t i = 0; f && i < f->len; i++)
+        if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_LOG") == 0)
+          seccomp_attr_set (ctx, SCMP_FLTATR_CTL_LOG, 1);
+        else if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
+          seccomp_attr_set (ctx, SCMP_FLTATR_CTL_SSB, 1);
+      if (json_get (p, "listenerPath"))
+        return berth_make_error (err, 0, "linux.seccomp.listenerPath is not supported");
+    }
+  for (size_t i = 0; archs && i < archs->len; i++)
+    {
+      uint32_t arch = 0;
+      if (archs->items[i]->type != JSON_STRING || parse_arch (archs->items[i]->string, &arch, err) < 0)
+        return berth_error_wrap (err, "linux.seccomp.architectures");
+      int r = seccomp_arch_add (ctx, arch);
+      if (r < 0 && r != -EEXIST)
+        return berth_make_error (err, -r, "seccomp: add architecture `%s`", archs->items[i]->string);
+    }
+  for (size_t i = 0; syscalls && i < syscalls->len; i++)
+    {
+      const json_node *sc = syscalls->items[i], *names = json_get (sc, "names");
+      if (parse_action (json_get_string (sc, "action"), json_get (sc, "errnoRet"), default_errno, &act, err) < 0)
+        return berth_error_wrap (err, "linux.seccomp.syscalls[%zu]", i);
+      if (act == def)
+        continue; /* libseccomp refuses rules equal to the default */
+      for (size_t j = 0; names && j < names->len; j++)
+        {
+          const char *name = names->items[j]->type == JSON_STRING ? names->items[j]->string : "";
+          int nr = seccomp_syscall_resolve_name (name);
+          if (nr == __NR_SCMP_ERROR)
+            continue; /* unknown to this kernel/libseccomp: skipped like runc */
+          if (add_rule (ctx, act, nr, json_get (sc, "args"), err) < 0)
+            return berth_error_wrap (err, "linux.seccomp syscall `%s`", name);
+        }
+    }
+  *out = steal_pointer (&ctx);
+  return 0;
+}
+
+int
+seccomp_check (const json_node *profile, berth_error_t *err)
+{
+  scmp_filter_ctx ctx = NULL;
+  if (profile == NULL)
+    return 0;
+  if (build (profile, &ctx, err) < 0)
+    return -1;
+  seccomp_release (ctx);
+  return 0;
+}
+
+int
+seccomp_apply (const json_node *profile, berth_error_t *err)
+{
+  __attribute__ ((cleanup (cleanup_ctxp))) scmp_filter_ctx ctx = NULL;
+  int r;
+  if (profile == NULL)
+    return 0;
+  if (build (profile, &ctx, err) < 0)
+    return -1;
+  r = seccomp_load (ctx);
+  if (r < 0)
+    return berth_make_error (err, -r, "load the seccomp filter");
+  return 0;
+}

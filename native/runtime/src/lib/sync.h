@@ -1,0 +1,26 @@
+/* Messages between `create` and the container init over a SOCK_SEQPACKET pair. */
+#ifndef BERTH_SYNC_H
+#define BERTH_SYNC_H
+
+#include "error.h"
+
+enum sync_type
+{
+  SYNC_GO = 1,  /* parent → init: ids mapped, start the setup */
+  SYNC_CGROUPS, /* parent → init: moved into the cgroups, limits applied */
+  SYNC_READY,  /* init → parent: set up, about to wait for `start` (or exec) */
+  SYNC_ERROR,  /* init → parent: setup failed, msg says why */
+};
+
+struct sync_msg
+{
+  int type;
+  int status;
+  char msg[3072];
+};
+
+int sync_send (int fd, int type, int status, const char *msg);
+/* Fails with "… exited during setup" on EOF. */
+int sync_recv (int fd, struct sync_msg *m, berth_error_t *err);
+
+#endif

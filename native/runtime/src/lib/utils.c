@@ -1,0 +1,220 @@
+#include "utils.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void
+cleanup_freep (void *p)
+{
+  free (*(void **) p);
+}
+
+void
+cleanup_closep (int *fd)
+{
+  if (*fd >= 0)
+    {
+      int saved = errno;
+      close (*fd);
+      errno = saved;
+    }
+}
+
+void
+cleanup_fclosep (FILE **f)
+{
+  if (*f)
+    fclose (*f);
+}
+
+void
+cleanup_errorp (berth_error_t *err)
+{
+  berth_error_release (err);
+}
+
+void *
+xmalloc0 (size_t size)
+{
+  void *p = calloc (1, size ? size : 1);
+  if (p == NULL)
+    abort ();
+  return p;
+}
+
+char *
+xstrdup (const char *s)
+{
+  char *r = strdup (s ? s : "");
+  if (r == NULL)
+    abort ();
+  return r;
+}
+
+char *
+xasprintf (const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  va_start (ap, fmt);
+  if (vasprintf (&s, fmt, ap) < 0)
+    abort ();
+  va_end (ap);
+  return s;
+}
+
+int
+write_all (int fd, const void *buf, size_t len)
+{
+  const char *p = buf;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      p += n;
+      len -= n;
+    }
+  return 0;
+}
+
+int
+read_file_at (int dirfd, const char *path, char **out, size_t *len, berth_error_t *err)
+{
+  cleanup_close int fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
+  cleanup_free char *buf = NULL;
+  size_t size = 0, cap = 0;
+
+  if (fd < 0)
+    return berth_make_error (err, errno, "open `%s`", path);
+  for (;;)
+    {
+      ssize_t n;
+      if (cap - size < 4096)
+        {
+          cap = cap ? cap * 2 : 8192;
+          char *nb = realloc (buf, cap + 1);
+          if (nb == NULL)
+            return berth_make_error (err, ENOMEM, "read `%s`", path);
+          buf = nb;
+        }
+      n = read (fd, buf + size, cap - size);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return berth_make_error (err, errno, "read `%s`", path);
+      if (n == 0)
+        break;
+      size += n;
+    }
+  buf[size] = '\0';
+  if (len)
+    *len = size;
+  *out = steal_pointer (&buf);
+  return 0;
+}
+
+int
+write_file_at (int dirfd, const char *path, const char *data, size_t len, berth_error_t *err)
+{
+  cleanup_close int fd = openat (dirfd, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return berth_make_error (err, errno, "open `%s`", path);
+  if (write_all (fd, data, len) < 0)
+    return berth_make_error (err, errno, "write `%s`", path);
+  return 0;
+}
+
+int
+write_file_atomic (const char *path, const char *data, size_t len, mode_t mode, berth_error_t *err)
+{
+  cleanup_free char *tmp = xasprintf ("%s.tmp", path);
+  cleanup_close int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0)
+    return berth_make_error (err, errno, "create `%s`", tmp);
+  if (write_all (fd, data, len) < 0)
+    {
+      unlink (tmp);
+      return berth_make_error (err, errno, "write `%s`", tmp);
+    }
+  if (rename (tmp, path) < 0)
+    {
+      unlink (tmp);
+      return berth_make_error (err, errno, "rename `%s`", tmp);
+    }
+  return 0;
+}
+
+int
+mkdir_p (const char *path, mode_t mode, berth_error_t *err)
+{
+  cleanup_free char *p = xstrdup (path);
+  for (char *s = p + 1;; s++)
+    {
+      if (*s == '/' || *s == '\0')
+        {
+          char c = *s;
+          *s = '\0';
+          if (mkdir (p, mode) < 0 && errno != EEXIST)
+            return berth_make_error (err, errno, "mkdir `%s`", p);
+          *s = c;
+          if (c == '\0')
+            break;
+        }
+    }
+  return 0;
+}
+
+static int
+remove_tree_at (int dirfd, const char *name)
+{
+  int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR *d;
+  struct dirent *de;
+
+  if (fd < 0)
+    return unlinkat (dirfd, name, 0);
+  d = fdopendir (fd);
+  if (d == NULL)
+    {
+      close (fd);
+      return -1;
+    }
+  while ((de = readdir (d)))
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (de->d_type == DT_DIR)
+        remove_tree_at (fd, de->d_name);
+      else
+        unlinkat (fd, de->d_name, 0);
+    }
+  closedir (d);
+  return unlinkat (dirfd, name, AT_REMOVEDIR);
+}
+
+int
+remove_tree (const char *path)
+{
+  return remove_tree_at (AT_FDCWD, path);
+}
+
+bool
+has_prefix (const char *s, const char *prefix)
+{
+  return strncmp (s, prefix, strlen (prefix)) == 0;
+}
+
+const char *
+fd_path (int fd, char *buf)
+{
+  snprintf (buf, 32, "/proc/self/fd/%d", fd);
+  return buf;
+}
