@@ -1,0 +1,137 @@
+// Idle RSS of the per-container monitor: berth-shim vs conmon (Debian's), each
+// watching a `sleep` container of the same bundle under runc, alternating runs.
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeBundle, type TestBundle } from '../test/harness/bundle.ts';
+import { alternate, median, type Benchmark } from './lib.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHIM = path.join(repo, 'native/build/berth-shim');
+const RUNC = '/usr/sbin/runc';
+const CONMON = '/usr/bin/conmon';
+const SETTLE_MS = 500;
+const RUNS = 7;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function rssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]);
+}
+
+async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const readIfExists = (file: string) => readFile(file, 'utf8').catch(() => undefined);
+
+function killQuietly(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+/** Stops the container and removes everything one run made. */
+async function teardown(b: TestBundle, root: string, pids: (number | undefined)[]): Promise<void> {
+  spawnSync(RUNC, ['--root', root, 'kill', b.id, 'KILL'], { stdio: 'ignore' });
+  await sleep(100);
+  spawnSync(RUNC, ['--root', root, 'delete', '--force', b.id], { stdio: 'ignore' });
+  for (const pid of pids) killQuietly(pid);
+  await b.remove();
+}
+
+function shimRequest(stateDir: string, body: unknown): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(path.join(stateDir, 'shim.sock'));
+    let answer = '';
+    socket.on('connect', () => socket.end(JSON.stringify(body) + '\n'));
+    socket.on('data', (c: Buffer) => { answer += c.toString(); });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer));
+  });
+}
+
+/** berth-shim: start a sleep container, let it settle, read the monitor's RSS. */
+async function berthShimRss(): Promise<number> {
+  const b = await makeBundle({ args: ['sleep', '1000'] });
+  const root = path.join(b.scratch, 'root');
+  const stateDir = path.join(b.scratch, 'state');
+  let started: { shimPid: number; pid: number } | undefined;
+  try {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(SHIM, [
+        '--id', b.id, '--bundle', b.bundle, '--runtime', RUNC, '--runtime-root', root,
+        '--state-dir', stateDir, '--log-path', path.join(b.scratch, 'container.log'),
+      ], (err, out, errOut) => (err ? reject(new Error(`berth-shim: ${errOut}`)) : resolve(out)));
+    });
+    started = JSON.parse(stdout) as { shimPid: number; pid: number };
+    await sleep(SETTLE_MS);
+    const rss = await rssKiB(started.shimPid);
+    await shimRequest(stateDir, { op: 'kill', signal: 9 });
+    await waitFor(() => readIfExists(path.join(stateDir, 'exit.json')), 'berth-shim exit.json');
+    return rss;
+  } finally {
+    await teardown(b, root, [started?.shimPid, started?.pid]);
+  }
+}
+
+/** conmon: it runs `runc create` (detached by default); we `runc start`, as podman does. */
+async function conmonRss(): Promise<number> {
+  const b = await makeBundle({ args: ['sleep', '1000'] });
+  const root = path.join(b.scratch, 'root');
+  const exitDir = path.join(b.scratch, 'exit');
+  const conmonPidFile = path.join(b.scratch, 'conmon.pid');
+  const containerPidFile = path.join(b.scratch, 'container.pid');
+  await mkdir(exitDir, { recursive: true });
+  await mkdir(path.join(b.scratch, 'sockets'), { recursive: true });
+  let conmonPid: number | undefined;
+  try {
+    execFileSync(CONMON, [
+      '--cid', b.id, '--cuuid', b.id, '--name', 'n', '--runtime', RUNC, '--bundle', b.bundle,
+      '--exit-dir', exitDir, '--log-path', path.join(b.scratch, 'container.log'),
+      '--container-pidfile', containerPidFile, '--conmon-pidfile', conmonPidFile,
+      '--socket-dir-path', path.join(b.scratch, 'sockets'), `--runtime-arg=--root=${root}`,
+    ], { stdio: 'pipe' });
+    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file'));
+    await waitFor(() => readIfExists(containerPidFile), 'container pid file');
+    execFileSync(RUNC, ['--root', root, 'start', b.id], { stdio: 'pipe' });
+    await sleep(SETTLE_MS);
+    const rss = await rssKiB(conmonPid);
+    spawnSync(RUNC, ['--root', root, 'kill', b.id, 'KILL'], { stdio: 'ignore' });
+    await waitFor(async () => ((await readdir(exitDir)).length > 0 ? true : undefined), 'conmon exit file');
+    return rss;
+  } finally {
+    await teardown(b, root, [conmonPid]);
+  }
+}
+
+const bench: Benchmark = async () => {
+  execFileSync('make', ['-s', '-C', path.join(repo, 'native'), 'shim'], { stdio: 'pipe' });
+  const haveConmon = existsSync(CONMON);
+  const result = await alternate(berthShimRss, haveConmon ? conmonRss : null, { runs: RUNS, warmup: 1 });
+  return [{
+    figure: 'shim_rss_kib',
+    unit: 'KiB',
+    berth: median(result.berth),
+    reference: haveConmon ? median(result.reference) : null,
+    referenceName: 'conmon',
+    runs: RUNS,
+  }];
+};
+
+export default bench;
