@@ -1,0 +1,76 @@
+// A container's root filesystem: overlayfs over the image's layers with a
+// private upper and work dir under containers/<id>/. mount(8) runs with its
+// working directory at the store's root and relative lowerdir paths (l/<short>),
+// so even many layers fit in the mount data's page-size limit.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const MOUNT_DATA_LIMIT = 4000;
+
+export function checkContainerId(id: string): void {
+  if (!CONTAINER_ID.test(id)) throw new Error(`invalid container id "${id}"`);
+}
+
+function run(command: string, args: string[], cwd?: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stderr: stderr.trim() }));
+  });
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+export async function isMountPoint(p: string): Promise<boolean> {
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length > 4 && unescapeMountinfo(fields[4]!) === p) return true;
+  }
+  return false;
+}
+
+/** Mounts the overlay; `layers` are directories lowest first; relative ones are relative to `root`. */
+export async function mountOverlay(root: string, containerDir: string, layers: string[]): Promise<string> {
+  const rootfs = path.join(containerDir, 'rootfs');
+  for (const d of ['upper', 'work', 'rootfs']) await fs.mkdir(path.join(containerDir, d), { recursive: true, mode: 0o755 });
+  if (await isMountPoint(rootfs)) return rootfs;
+  const rel = (p: string) => {
+    const r = path.relative(root, p);
+    return r.startsWith('..') || path.isAbsolute(r) ? p : r;
+  };
+  let lower = [...layers].reverse().map(rel);
+  if (lower.length === 0) {
+    const empty = path.join(root, 'l', 'empty');
+    await fs.mkdir(empty, { recursive: true, mode: 0o755 });
+    lower = [rel(empty)];
+  }
+  for (const l of lower) if (/[,:\\]/.test(l)) throw new Error(`layer path "${l}" has a character overlayfs options cannot carry`);
+  const data = `lowerdir=${lower.join(':')},upperdir=${rel(path.join(containerDir, 'upper'))},workdir=${rel(path.join(containerDir, 'work'))}`;
+  if (data.length > MOUNT_DATA_LIMIT) throw new Error(`too many layers for one overlay mount (${layers.length})`);
+  const { code, stderr } = await run('mount', ['-t', 'overlay', 'overlay', '-o', data, rel(rootfs)], root);
+  if (code !== 0) throw new Error(`mount overlay for ${containerDir}: ${stderr || `exit ${code}`}`);
+  return rootfs;
+}
+
+/** Unmounts (lazily if busy) and removes the container's dirs; nothing there is fine. */
+export async function removeOverlay(containerDir: string): Promise<void> {
+  const rootfs = path.join(containerDir, 'rootfs');
+  for (let attempt = 0; attempt < 5 && (await isMountPoint(rootfs)); attempt++) {
+    const { code, stderr } = await run('umount', [rootfs]);
+    if (code === 0) continue;
+    if (/busy/i.test(stderr) && attempt >= 2) {
+      await run('umount', ['-l', rootfs]);
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (await isMountPoint(rootfs)) throw new Error(`cannot unmount ${rootfs}`);
+  await fs.rm(containerDir, { recursive: true, force: true });
+}

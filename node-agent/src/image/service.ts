@@ -1,0 +1,207 @@
+// The image service the agent uses: pull, mount a rootfs, remove it, collect garbage.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { collectGarbage, type ContainerRecord } from './gc.ts';
+import type { ImageConfig } from './manifest.ts';
+import { Puller, type PullProgress } from './pull.ts';
+import { InvalidReferenceError, parseReference } from './reference.ts';
+import { RegistryClient, type Credentials } from './registry-client.ts';
+import { checkContainerId, mountOverlay, removeOverlay } from './rootfs.ts';
+import { Store, writeJsonAtomic } from './store.ts';
+
+export interface PulledImage {
+  reference: string;
+  /** The manifest's digest (of the platform's manifest when pulled through an index). */
+  digest: string;
+  config: ImageConfig;
+  /** Unpacked layer directories, lowest first. */
+  layers: string[];
+  /** Layer diffIDs, lowest first, in the order of `layers`. */
+  diffIDs?: string[];
+}
+
+export interface PullOptions {
+  credentials?: Credentials;
+  onProgress?: (p: PullProgress) => void;
+}
+
+export interface ImageService {
+  pull(reference: string, options?: PullOptions): Promise<PulledImage>;
+  /** overlayfs over the layers with a private upper/work dir; returns the mounted rootfs path */
+  mountRootfs(containerId: string, image: PulledImage): Promise<string>;
+  /** unmounts and removes the container's rootfs, upper and work dirs; idempotent */
+  removeRootfs(containerId: string): Promise<void>;
+  /** removes layers and blobs no mounted rootfs or recent pull uses until the store fits in budgetBytes */
+  garbageCollect(budgetBytes: number): Promise<{ removedBytes: number }>;
+}
+
+export interface ImageServiceOptions {
+  root: string;
+  defaultRegistry?: string;
+  insecureRegistries?: string[];
+  credentials?: Record<string, Credentials>;
+  logger: Logger;
+  /** Layers downloaded and unpacked at once. @defaultValue 3 */
+  layerConcurrency?: number;
+  /** Images pulled within this many milliseconds are kept by garbage collection. @defaultValue 600000 */
+  gcGraceMs?: number;
+}
+
+/** A pull that failed; the message is the registry's reason, e.g. `pull 127.0.0.1:5000/x:y: manifest unknown`. */
+export class ImagePullError extends Error {
+  readonly reference: string;
+  constructor(reference: string, message: string) {
+    super(message);
+    this.name = 'ImagePullError';
+    this.reference = reference;
+  }
+}
+
+/** Pulls and mounts share; garbage collection runs alone. */
+class SharedLock {
+  private shared = 0;
+  private exclusive: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
+
+  async withShared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusive) await this.exclusive;
+    this.shared++;
+    try {
+      return await fn();
+    } finally {
+      this.shared--;
+      if (this.shared === 0) this.drained?.();
+    }
+  }
+
+  async withExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusive) await this.exclusive;
+    let release!: () => void;
+    this.exclusive = new Promise<void>((r) => { release = r; });
+    try {
+      while (this.shared > 0) await new Promise<void>((r) => { this.drained = r; });
+      this.drained = null;
+      return await fn();
+    } finally {
+      this.exclusive = null;
+      release();
+    }
+  }
+}
+
+export function createImageService(options: ImageServiceOptions): ImageService {
+  const root = path.resolve(options.root);
+  const store = new Store(root);
+  const logger = options.logger;
+  const puller = new Puller({ store, logger, layerConcurrency: options.layerConcurrency ?? 3 });
+  const lock = new SharedLock();
+  const active = new Map<string, number>();
+  const clients = new Map<string, RegistryClient>();
+  let ready: Promise<void> | undefined;
+  const init = () => (ready ??= store.init().catch((err: unknown) => { ready = undefined; throw err; }));
+
+  const clientFor = (registry: string, credentials: Credentials | undefined) => {
+    const key = `${registry}\0${credentials?.username ?? ''}\0${credentials?.password ?? ''}`;
+    let c = clients.get(key);
+    if (!c) {
+      c = new RegistryClient({ registry, credentials, insecureRegistries: options.insecureRegistries });
+      clients.set(key, c);
+    }
+    return c;
+  };
+
+  const containerDir = (id: string) => path.join(root, 'containers', id);
+
+  return {
+    async pull(reference, pullOptions = {}) {
+      let ref;
+      try {
+        ref = parseReference(reference, options.defaultRegistry);
+      } catch (err) {
+        throw new ImagePullError(reference, `pull ${reference}: ${(err as InvalidReferenceError).message}`);
+      }
+      await init();
+      const held: string[] = [];
+      const protect = (key: string) => {
+        held.push(key);
+        active.set(key, (active.get(key) ?? 0) + 1);
+      };
+      const started = Date.now();
+      try {
+        return await lock.withShared(async () => {
+          const credentials = pullOptions.credentials ?? options.credentials?.[ref.registry];
+          const result = await puller.pull(ref, clientFor(ref.registry, credentials), pullOptions.onProgress, protect);
+          const previous = await store.readImage(result.digest);
+          await store.writeImage({
+            digest: result.digest,
+            references: [...new Set([...(previous?.references ?? []), ref.text])],
+            blobs: [...new Set(result.blobs)],
+            layers: result.layers.map((l) => l.diffID),
+            lastUsed: Date.now(),
+          });
+          logger.info({ reference: ref.text, digest: result.digest, layers: result.layers.length, ms: Date.now() - started }, 'image pulled');
+          return {
+            reference: ref.text,
+            digest: result.digest,
+            config: result.config,
+            layers: result.layers.map((l) => store.layerDir(l.dir)),
+            diffIDs: result.layers.map((l) => l.diffID),
+          };
+        });
+      } catch (err) {
+        const reason = (err as Error).message ?? String(err);
+        logger.warn({ reference: ref.text, err: reason }, 'image pull failed');
+        throw new ImagePullError(ref.text, `pull ${ref.text}: ${reason}`);
+      } finally {
+        for (const k of held) {
+          const n = (active.get(k) ?? 1) - 1;
+          if (n <= 0) active.delete(k);
+          else active.set(k, n);
+        }
+      }
+    },
+
+    async mountRootfs(containerId, image) {
+      checkContainerId(containerId);
+      await init();
+      return lock.withShared(async () => {
+        const dir = containerDir(containerId);
+        await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+        const record = await store.readImage(image.digest);
+        const containerRecord: ContainerRecord = {
+          image: image.digest,
+          layerDirs: image.layers.map((l) => path.basename(l)),
+          diffIDs: image.diffIDs ?? record?.layers ?? [],
+          blobs: record?.blobs ?? [],
+        };
+        for (const l of image.layers) {
+          const st = await fs.lstat(l).catch(() => null);
+          if (!st?.isDirectory()) throw new Error(`layer ${l} of ${image.reference} is not in the store (removed by garbage collection?): pull again`);
+        }
+        await writeJsonAtomic(store, path.join(dir, 'image.json'), containerRecord);
+        if (record) await store.writeImage({ ...record, lastUsed: Date.now() });
+        try {
+          return await mountOverlay(root, dir, image.layers);
+        } catch (err) {
+          await removeOverlay(dir).catch(() => undefined);
+          throw err;
+        }
+      });
+    },
+
+    async removeRootfs(containerId) {
+      checkContainerId(containerId);
+      await removeOverlay(containerDir(containerId));
+    },
+
+    async garbageCollect(budgetBytes) {
+      await init();
+      return lock.withExclusive(() => collectGarbage({
+        store, logger, budgetBytes,
+        active: new Set(active.keys()),
+        keepSince: Date.now() - (options.gcGraceMs ?? 600_000),
+      }));
+    },
+  };
+}
