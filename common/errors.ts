@@ -16,6 +16,15 @@ export const ERRORS = {
   RATE_LIMITED: { status: 429, message: 'Too many requests' },
   UNAVAILABLE: { status: 503, message: 'A backing service is unavailable' },
   INTERNAL: { status: 500, message: 'Internal error' },
+  BAD_REQUEST: { status: 400, message: 'The request is malformed' },
+  URI_TOO_LONG: { status: 414, message: 'A path parameter is too long' },
+  TASK_DEFINITION_INACTIVE: { status: 400, message: 'The task definition is INACTIVE; register a new revision' },
+  SECRET_NOT_FOUND: { status: 404, message: 'No such secret' },
+  SECRET_REFERENCE_NOT_FOUND: { status: 400, message: 'A secret the task definition refers to does not exist' },
+  NODE_NOT_FOUND: { status: 404, message: 'No such node' },
+  API_KEY_NOT_FOUND: { status: 404, message: 'No such API key' },
+  IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still in progress' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was used with a different request' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

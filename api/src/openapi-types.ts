@@ -506,18 +506,18 @@ export interface components {
         };
         /**
          * @description Best effort, as ECS's. `binpack` (field `cpu` or `memory`, default `memory`) fills the node
-         *     with the least of it left first; `spread` (field `node`) spreads tasks over nodes; `random`.
+         *     with the least of it left first; `spread` (field `node`, the default, or `attribute:<label>`
+         *     to spread over the values of a node label) spreads the run's group over nodes; `random`.
          */
         PlacementStrategy: {
             /** @enum {string} */
             type: "binpack" | "spread" | "random";
-            /** @enum {string} */
-            field?: "cpu" | "memory" | "node";
+            field?: string;
         };
         /**
          * @description Binding: a task waits until a node satisfies all of them. `distinctInstance`: no two tasks
-         *     of this run on one node; `memberOf`: only nodes whose labels match `expression`
-         *     (e.g. `labels.zone == a`), required for memberOf.
+         *     of the group on one node; `memberOf`: only nodes whose labels match `expression`, required
+         *     for memberOf: `label == value`, `label != value` or `label in [a, b]`.
          */
         PlacementConstraint: {
             /** @enum {string} */
@@ -531,6 +531,8 @@ export interface components {
             overrides?: components["schemas"]["TaskOverrides"];
             placementStrategy?: components["schemas"]["PlacementStrategy"];
             placementConstraints?: components["schemas"]["PlacementConstraint"][];
+            /** @description Tasks of one group are spread and kept apart together (`family:<family>` by default) */
+            group?: string;
             startedBy?: string;
             tags?: components["schemas"]["Tag"][];
         };
@@ -566,6 +568,7 @@ export interface components {
             tags?: components["schemas"]["Tag"][];
             placementStrategy?: components["schemas"]["PlacementStrategy"];
             placementConstraints?: components["schemas"]["PlacementConstraint"][];
+            group?: string;
         };
         TaskPage: {
             tasks: components["schemas"]["Task"][];

@@ -1,0 +1,103 @@
+// buildApi: the fastify instance with every route of api/openapi.yaml, wired
+// in plain sight: external plugins, hooks (auth, metrics), then the handler table.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../common/log.ts';
+import type { BerthRedis } from '../../common/redis.ts';
+import { installAuth, rateLimitFromEnv, type RateLimit } from './auth.ts';
+import { BerthError } from '../../common/errors.ts';
+import { installErrorHandling, sendError, toBerthError } from './errors.ts';
+import type { Handlers } from './handlers.ts';
+import { installMetrics } from './metrics.ts';
+import { bullTaskQueues, type TaskQueues } from './queues.ts';
+import { apiKeyHandlers } from './routes/api-keys.ts';
+import { nodeHandlers } from './routes/nodes.ts';
+import { secretHandlers } from './routes/secrets.ts';
+import { serviceHandlers } from './routes/service.ts';
+import { taskDefinitionHandlers } from './routes/task-definitions.ts';
+import { taskLogHandlers } from './routes/task-logs.ts';
+import { taskStatsHandlers } from './routes/task-stats.ts';
+import { taskHandlers } from './routes/tasks.ts';
+import { createValidators, loadSpec, specOperations, type HttpPart } from './spec.ts';
+
+export interface ApiDeps {
+  redis: BerthRedis;
+  logger: Logger;
+  /** Where tasks go to be placed and stopped; BullMQ queues on `redis` by default (closed with the app). */
+  queues?: TaskQueues;
+  /** Requests per second per API key; BERTH_RATE_LIMIT / BERTH_RATE_BURST by default. */
+  rateLimit?: RateLimit;
+  /** A registry to add the request metrics to; a new one with process metrics by default. */
+  metricsRegistry?: Registry;
+  /** Largest request body in bytes (1 MiB). */
+  bodyLimit?: number;
+  /** How long a log follow's blocking read waits between status checks (1000 ms). */
+  followPollMs?: number;
+}
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const spec = loadSpec();
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    // Never a stack trace for JSON like {"__proto__": …}: refuse it as bad JSON.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 1024 },
+    // Bad percent-encoding or an over-long parameter, caught by the router before any route.
+    frameworkErrors: (err, _request, reply) => {
+      void sendError(reply, toBerthError(err) ?? new BerthError('BAD_REQUEST'));
+    },
+  });
+  // JSON only: anything else is 415 rather than a string the schema then refuses.
+  app.removeContentTypeParser('text/plain');
+
+  const validators = createValidators(spec);
+  app.setValidatorCompiler(({ schema, httpPart }) => validators.compile(schema, httpPart as HttpPart));
+
+  const routes: { re: RegExp; method: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const re = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}/?$`);
+    for (const method of methods) routes.push({ re, method });
+  });
+  installErrorHandling(app, () => routes);
+
+  const registry = installMetrics(app, deps.metricsRegistry);
+  installAuth(app, { redis: deps.redis, rateLimit: deps.rateLimit ?? rateLimitFromEnv() });
+
+  const ownQueues = deps.queues === undefined;
+  const queues = deps.queues ?? bullTaskQueues(deps.redis);
+  if (ownQueues) app.addHook('onClose', async () => { await queues.close(); });
+
+  // The docs page: Swagger UI from the package's own files (no CDN), reading this spec.
+  await app.register(swagger, { mode: 'static', specification: { document: spec as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const handlers: Handlers = {
+    ...taskDefinitionHandlers({ redis: deps.redis }),
+    ...taskHandlers({ redis: deps.redis, queues }),
+    ...taskLogHandlers({ redis: deps.redis, followPollMs: deps.followPollMs }),
+    ...taskStatsHandlers({ redis: deps.redis }),
+    ...secretHandlers({ redis: deps.redis }),
+    ...apiKeyHandlers({ redis: deps.redis }),
+    ...nodeHandlers({ redis: deps.redis }),
+    ...serviceHandlers({ redis: deps.redis, registry, spec }),
+  };
+
+  for (const op of specOperations(spec)) {
+    const handler = handlers[op.operationId as keyof Handlers];
+    if (!handler) throw new Error(`api/openapi.yaml: no handler for operation ${op.operationId}`);
+    app.route({
+      method: op.method,
+      url: op.url,
+      schema: op.schema,
+      config: { access: { public: op.public, admin: op.admin } },
+      handler,
+    });
+  }
+  return app;
+}

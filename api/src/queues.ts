@@ -1,0 +1,43 @@
+// Where the API hands work on: the placement queue (the scheduler) and each
+// node's queue (its agent), both BullMQ, named in common/keys.ts.
+import { Queue } from 'bullmq';
+import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
+import type { BerthRedis } from '../../common/redis.ts';
+import type { NodeJob, PlacementJob } from '../../common/types.ts';
+
+export interface TaskQueues {
+  /** One 'place' job per task, jobId = taskId. */
+  place(taskIds: string[]): Promise<void>;
+  /** A 'stop' job on the node's queue. */
+  stop(nodeId: string, taskId: string, reason: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function bullTaskQueues(connection: BerthRedis): TaskQueues {
+  const placement = new Queue<PlacementJob>(queues.placement, { connection, prefix: BULLMQ_PREFIX });
+  const nodes = new Map<string, Queue<NodeJob>>();
+  const nodeQueue = (nodeId: string) => {
+    let q = nodes.get(nodeId);
+    if (!q) {
+      q = new Queue<NodeJob>(queues.node(nodeId), { connection, prefix: BULLMQ_PREFIX });
+      nodes.set(nodeId, q);
+    }
+    return q;
+  };
+  return {
+    async place(taskIds) {
+      await placement.addBulk(taskIds.map((taskId) => ({
+        name: 'place',
+        data: { taskId },
+        opts: { jobId: taskId, removeOnComplete: true, removeOnFail: 1000 },
+      })));
+    },
+    async stop(nodeId, taskId, reason) {
+      await nodeQueue(nodeId).add('stop', { kind: 'stop', taskId, reason }, { removeOnComplete: true, removeOnFail: 1000 });
+    },
+    async close() {
+      await Promise.all([placement.close(), ...[...nodes.values()].map((q) => q.close())]);
+      nodes.clear();
+    },
+  };
+}

@@ -1,0 +1,35 @@
+// The tenant's secrets. Values go in, never out (not in responses, not in logs).
+import { BerthError } from '../../../common/errors.ts';
+import type { BerthRedis } from '../../../common/redis.ts';
+import { deleteSecret, getSecretMeta, listSecrets, putSecret } from '../../../common/secrets.ts';
+import { principal } from '../auth.ts';
+import type { Body, Handlers, Params } from '../handlers.ts';
+
+export function secretHandlers(deps: { redis: BerthRedis }): Handlers {
+  const { redis } = deps;
+  return {
+    async putSecret(request, reply) {
+      const { name, value } = request.body as Body<'putSecret'>;
+      const meta = await putSecret(redis, principal(request).tenant, name, value);
+      request.log.info({ secret: name }, 'secret stored');
+      return reply.code(201).send(meta);
+    },
+
+    async listSecrets(request) {
+      return { secrets: await listSecrets(redis, principal(request).tenant) };
+    },
+
+    async describeSecret(request) {
+      const { name } = request.params as Params<'describeSecret'>;
+      const meta = await getSecretMeta(redis, principal(request).tenant, name);
+      if (!meta) throw new BerthError('SECRET_NOT_FOUND', `No secret ${name}`);
+      return meta;
+    },
+
+    async deleteSecret(request, reply) {
+      const { name } = request.params as Params<'deleteSecret'>;
+      if (!(await deleteSecret(redis, principal(request).tenant, name))) throw new BerthError('SECRET_NOT_FOUND', `No secret ${name}`);
+      return reply.code(204).send();
+    },
+  };
+}
