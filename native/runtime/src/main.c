@@ -6,6 +6,7 @@
 #include "log.h"
 #include "state.h"
 #include "utils.h"
+#include "timing.h"
 #include "verbs.h"
 
 #define BERTH_RUNTIME_VERSION "0.1.0"
@@ -48,6 +49,7 @@ main (int argc, char **argv)
   cleanup_error berth_error_t err = NULL;
   int c, debug = 0, ret;
 
+  TIMING ("main");
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+vh", opts, NULL)) != -1)
     switch (c)

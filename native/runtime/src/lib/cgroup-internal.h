@@ -9,6 +9,7 @@ struct cgroup_ops
   const char *name;
   int (*create) (struct cgroup *cg, berth_error_t *err);
   int (*enter) (struct cgroup *cg, pid_t pid, berth_error_t *err);
+  int (*enter_self) (struct cgroup *cg, bool placed_by_clone, berth_error_t *err);
   int (*apply) (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err);
   /* The directory whose cgroup.procs lists every process of the container. */
   const char *(*procs_dir) (struct cgroup *cg);

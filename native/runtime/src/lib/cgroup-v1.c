@@ -74,6 +74,19 @@ v1_enter (struct cgroup *cg, pid_t pid, berth_error_t *err)
 }
 
 static int
+v1_enter_self (struct cgroup *cg, bool placed_by_clone, berth_error_t *err)
+{
+  for (size_t i = 0; i < cg->n_h; i++)
+    {
+      if (cg->h[i].v2 && placed_by_clone)
+        continue;
+      if (cgroup_write (cg->h[i].dir, cg->h[i].v2 ? "cgroup.procs" : "tasks", "0", err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
 write_num (const char *dir, const char *file, long long v, berth_error_t *err)
 {
   char buf[32];
@@ -236,6 +249,7 @@ const struct cgroup_ops cgroup_ops_v1 = {
   .name = "v1",
   .create = v1_create,
   .enter = v1_enter,
+  .enter_self = v1_enter_self,
   .apply = v1_apply,
   .procs_dir = v1_procs_dir,
   .oom_killed = v1_oom_killed,
@@ -247,6 +261,7 @@ const struct cgroup_ops cgroup_ops_hybrid = {
   .name = "hybrid",
   .create = v1_create,
   .enter = v1_enter,
+  .enter_self = v1_enter_self,
   .apply = v1_apply,
   .procs_dir = v1_procs_dir,
   .oom_killed = v1_oom_killed,

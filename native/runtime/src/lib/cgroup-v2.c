@@ -73,6 +73,12 @@ v2_enter (struct cgroup *cg, pid_t pid, berth_error_t *err)
 }
 
 static int
+v2_enter_self (struct cgroup *cg, bool placed_by_clone, berth_error_t *err)
+{
+  return placed_by_clone ? 0 : cgroup_write (cgroup_find_v2 (cg)->dir, "cgroup.procs", "0", err);
+}
+
+static int
 write_num (const char *dir, const char *file, long long v, berth_error_t *err)
 {
   char buf[32];
@@ -176,6 +182,7 @@ const struct cgroup_ops cgroup_ops_v2 = {
   .name = "v2",
   .create = v2_create,
   .enter = v2_enter,
+  .enter_self = v2_enter_self,
   .apply = v2_apply,
   .procs_dir = v2_procs_dir,
   .oom_killed = v2_oom_killed,

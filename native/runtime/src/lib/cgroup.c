@@ -250,6 +250,21 @@ cgroup_enter (struct cgroup *cg, pid_t pid, berth_error_t *err)
 }
 
 int
+cgroup_enter_self (struct cgroup *cg, bool placed_by_clone, berth_error_t *err)
+{
+  if (cg->ops->enter_self (cg, placed_by_clone, err) < 0)
+    return berth_error_wrap (err, "join cgroup %s", cg->path);
+  return 0;
+}
+
+int
+cgroup_clone_fd (struct cgroup *cg)
+{
+  struct cgroup_hierarchy *h = cgroup_find_v2 (cg);
+  return h ? open (h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+}
+
+int
 cgroup_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
 {
   if (cg->ops->apply (cg, r, err) < 0)

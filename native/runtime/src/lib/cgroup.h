@@ -35,8 +35,17 @@ const struct cgroup_hierarchy *cgroup_hierarchies (const struct cgroup *cg, size
 
 /* Makes the container's directories in every hierarchy. */
 int cgroup_create (struct cgroup *cg, berth_error_t *err);
-/* Moves `pid` into the container's cgroup in every hierarchy. */
+/* Moves `pid` into the container's cgroup in every hierarchy. This takes the
+ * kernel's global threadgroup lock, whose first taking waits for an RCU grace
+ * period (10-20 ms here): cgroup_enter_self is the fast way. */
 int cgroup_enter (struct cgroup *cg, pid_t pid, berth_error_t *err);
+/* Moves the calling, single-threaded process in by writing "0" to each v1
+ * hierarchy's `tasks` file, which skips that global lock. `placed_by_clone`:
+ * the cgroup2 hierarchy was already joined through CLONE_INTO_CGROUP. */
+int cgroup_enter_self (struct cgroup *cg, bool placed_by_clone, berth_error_t *err);
+/* An fd of the container's cgroup2 directory for clone3(CLONE_INTO_CGROUP), or
+ * -1 when the host has no cgroup2 hierarchy. */
+int cgroup_clone_fd (struct cgroup *cg);
 /* Writes linux.resources. */
 int cgroup_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err);
 /* Sends `sig` to every process in the container's cgroup; returns how many. */

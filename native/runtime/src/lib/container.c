@@ -1,6 +1,8 @@
 /* create and run: the parent side of starting a container. */
 #include "container.h"
 #include <errno.h>
+#include <linux/sched.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include "state.h"
 #include "sync.h"
 #include "utils.h"
+#include "timing.h"
 
 /* What a failed create must undo; everything it made, in reverse. */
 struct undo
@@ -124,6 +127,31 @@ explain_setup_death (pid_t pid, struct cgroup *cg, const struct spec *s, berth_e
   return berth_make_error (err, 0, "the container init exited with status %d during setup", WEXITSTATUS (status));
 }
 
+/* clone3 straight into the cgroup2 hierarchy when there is one (no migration
+ * later), else a fork-like clone. Returns 0 in the child. */
+static pid_t
+clone_init (int flags, int cgroup_fd, int *join)
+{
+  if (cgroup_fd >= 0)
+    {
+      struct clone_args args = {
+        .flags = (uint64_t) flags | CLONE_INTO_CGROUP,
+        .exit_signal = SIGCHLD,
+        .cgroup = (uint64_t) cgroup_fd,
+      };
+      pid_t pid = (pid_t) syscall (SYS_clone3, &args, sizeof (args));
+      if (pid >= 0)
+        {
+          *join = GO_JOIN_V1;
+          return pid;
+        }
+      if (errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EBUSY && errno != EOPNOTSUPP)
+        return -1;
+    }
+  *join = GO_JOIN_ALL;
+  return (pid_t) syscall (SYS_clone, (unsigned long) flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
 /* The common part of create and run. `run_mode`: no exec socket, the init
  * execs as soon as it is ready. On success *pid_out is the init. */
 static int
@@ -139,13 +167,15 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
   struct sync_msg msg;
   struct container_state st = { 0 };
   cleanup_free char *created = NULL;
-  int flags = 0;
+  int flags = 0, join = GO_JOIN_ALL;
+  cleanup_close int clone_cg = -1;
   bool alive;
 
   if (validate_id (o->id, err) < 0)
     return -1;
   if (spec_load (o->bundle, &s, err) < 0 || validate (s, err) < 0)
     return -1;
+  TIMING ("spec loaded");
   if (mkdir_p (o->root, 0700, err) < 0)
     return berth_error_wrap (err, "state root");
   sdir = state_dir (o->root, o->id);
@@ -167,6 +197,7 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
     }
   if (cgroup_open (cg_path, &u.cg, err) < 0 || cgroup_create (u.cg, err) < 0)
     goto fail;
+  TIMING ("cgroups created");
 
   if (!run_mode)
     {
@@ -197,7 +228,11 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
         }
     }
 
-  u.pid = (pid_t) syscall (SYS_clone, (unsigned long) flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  /* Limits go on before anything runs in the cgroup. */
+  if (cgroup_apply (u.cg, &s->resources, err) < 0)
+    goto fail;
+  clone_cg = cgroup_clone_fd (u.cg);
+  u.pid = clone_init (flags, clone_cg, &join);
   if (u.pid < 0)
     {
       berth_make_error (err, errno, "clone the container init");
@@ -211,18 +246,17 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
     }
   close (sv[1]);
   sv[1] = -1;
+  TIMING ("cloned");
 
   if (write_id_maps (u.pid, s, err) < 0)
     goto fail;
-  /* The init builds its rootfs while we move it into its cgroups: the first
-   * cgroup migration waits for an RCU grace period (milliseconds). */
-  if (sync_send (sv[0], SYNC_GO, 0, NULL) < 0)
+  if (spec_find_namespace (s, CLONE_NEWUSER))
     {
-      berth_make_error (err, errno, "start the container init");
-      goto fail;
+      /* Root in a new user namespace may not write the host's cgroup files. */
+      if (cgroup_enter (u.cg, u.pid, err) < 0)
+        goto fail;
+      join = GO_JOINED;
     }
-  if (cgroup_enter (u.cg, u.pid, err) < 0 || cgroup_apply (u.cg, &s->resources, err) < 0)
-    goto fail;
   if (s->has_oom_score_adj)
     {
       char path[64], val[16];
@@ -234,7 +268,7 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
           goto fail;
         }
     }
-  if (sync_send (sv[0], SYNC_CGROUPS, 0, NULL) < 0)
+  if (sync_send (sv[0], SYNC_GO, join, NULL) < 0)
     {
       berth_make_error (err, errno, "start the container init");
       goto fail;
@@ -252,6 +286,7 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
       berth_make_error (err, 0, "%s", msg.msg);
       goto fail;
     }
+  TIMING ("child ready");
 
   st.id = (char *) o->id;
   st.bundle = s->bundle;
@@ -337,6 +372,7 @@ container_run (const struct create_options *o, int *exit_status, berth_error_t *
     r = waitpid (pid, &status, 0);
   while (r < 0 && errno == EINTR);
   forward_to = 0;
+  TIMING ("child exited");
   if (r < 0)
     status = 0;
   *exit_status = WIFSIGNALED (status) ? 128 + WTERMSIG (status) : WEXITSTATUS (status);

@@ -22,6 +22,7 @@
 #include "seccomp-filter.h"
 #include "sync.h"
 #include "utils.h"
+#include "timing.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -216,28 +217,19 @@ wait_for_start (struct init_config *c)
   close (c->exec_listen_fd);
 }
 
-/* Waits until the parent has moved us into the container's cgroups, then makes
- * the cgroup namespace (rooted there). */
+/* Joins the container's cgroups itself unless the parent did (fast path, see
+ * cgroup_enter_self). */
 static int
-cgroup_ready (void *data, berth_error_t *err)
+join_cgroups (struct init_config *c, int how, berth_error_t *err)
 {
-  struct init_config *c = data;
-  struct sync_msg msg;
-  const struct spec_namespace *cgns = spec_find_namespace (c->spec, CLONE_NEWCGROUP);
-
-  if (sync_recv (c->sync_fd, &msg, err) < 0)
+  if (how != GO_JOINED && cgroup_enter_self (c->cg, how == GO_JOIN_V1, err) < 0)
     return -1;
-  if (msg.type != SYNC_CGROUPS)
-    _exit (1);
-  if (cgns && cgns->path == NULL && unshare (CLONE_NEWCGROUP) < 0)
-    return berth_make_error (err, errno, "new cgroup namespace");
   return 0;
 }
 
 void
 container_init (struct init_config *c)
 {
-  struct rootfs_hooks hooks = { .cgroup_ready = cgroup_ready, .data = c };
   cleanup_error berth_error_t err = NULL;
   struct spec *s = c->spec;
   struct sync_msg msg;
@@ -248,8 +240,18 @@ container_init (struct init_config *c)
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (sync_recv (c->sync_fd, &msg, &err) < 0 || msg.type != SYNC_GO)
     _exit (1);
-  if (join_namespaces (s, &err) < 0)
+  TIMING ("child: go");
+  if (join_cgroups (c, msg.status, &err) < 0 || join_namespaces (s, &err) < 0)
     fail (c, &err);
+  TIMING ("child: cgroups joined");
+  /* The cgroup namespace is made now that we sit in the container's cgroup, so
+   * that cgroup is its root. */
+  const struct spec_namespace *cgns = spec_find_namespace (s, CLONE_NEWCGROUP);
+  if (cgns && cgns->path == NULL && unshare (CLONE_NEWCGROUP) < 0)
+    {
+      berth_make_error (&err, errno, "new cgroup namespace");
+      fail (c, &err);
+    }
   if (userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
     {
       berth_make_error (&err, errno, "become root in the user namespace");
@@ -266,15 +268,13 @@ container_init (struct init_config *c)
       berth_make_error (&err, errno, "sethostname `%s`", s->hostname);
       fail (c, &err);
     }
-  if (rootfs_setup (s, c->cg, userns, &hooks, &err) < 0)
+  if (rootfs_setup (s, c->cg, userns, &err) < 0)
     {
       berth_error_wrap (&err, "rootfs");
       fail (c, &err);
     }
-  /* No cgroup mount in the config: still wait, the limits must be in place. */
-  if (hooks.cgroup_ready && cgroup_ready (c, &err) < 0)
-    fail (c, &err);
   umask (022);
+  TIMING ("child: rootfs done");
   if (enter_cwd (s, &err) < 0 || find_executable (s, &exe, &err) < 0 || set_rlimits (s, &err) < 0)
     fail (c, &err);
   if (s->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "state.h"
 #include "utils.h"
+#include "timing.h"
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -145,6 +146,7 @@ container_delete (const char *root, const char *id, bool force, berth_error_t *e
     }
   if (cgroup_open (st->cgroups_path, &cg, err) < 0)
     return -1;
+  TIMING ("delete: killed");
   if (cgroup_destroy (cg, err) < 0)
     {
       cgroup_free (cg);
@@ -152,6 +154,7 @@ container_delete (const char *root, const char *id, bool force, berth_error_t *e
     }
   cgroup_free (cg);
   sdir = state_dir (root, id);
+  TIMING ("delete: cgroups gone");
   if (remove_tree (sdir) < 0 && errno != ENOENT)
     return berth_make_error (err, errno, "remove `%s`", sdir);
   return 0;

@@ -16,6 +16,7 @@
 #include "procfs.h"
 #include "safepath.h"
 #include "utils.h"
+#include "timing.h"
 
 #define PATH_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME)
 
@@ -243,11 +244,10 @@ apply_sysctls (int rootfd, const struct spec *s, berth_error_t *err)
       for (char *p = rel; *p; p++)
         if (*p == '.')
           *p = '/';
-      fd = open_in_root (sys, rel, O_PATH, err);
+      fd = open_in_root (sys, rel, O_WRONLY, err);
       if (fd < 0)
         return berth_error_wrap (err, "sysctl `%s`", s->sysctl[i].key);
-      char fp[32];
-      if (procfs_write (AT_FDCWD, fd_path (fd, fp), s->sysctl[i].value, err) < 0)
+      if (procfs_write_fd (fd, rel, s->sysctl[i].value, err) < 0)
         return berth_error_wrap (err, "sysctl `%s`", s->sysctl[i].key);
     }
   return 0;
@@ -340,8 +340,7 @@ has_mount_at (const struct spec *s, const char *dest)
 }
 
 int
-rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, struct rootfs_hooks *hooks,
-              berth_error_t *err)
+rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, berth_error_t *err)
 {
   cleanup_close int rootfd = -1;
   cleanup_close int nullfd = -1;
@@ -354,18 +353,12 @@ rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, struct ro
   if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
     return berth_make_error (err, errno, "bind the rootfs `%s`", s->root_path);
   rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  TIMING ("child: rootfs bound");
   if (rootfd < 0)
     return berth_make_error (err, errno, "open the rootfs `%s`", s->root_path);
 
   for (size_t i = 0; i < s->n_mounts; i++)
     {
-      const char *t = s->mounts[i].type;
-      if (hooks->cgroup_ready && t && (strcmp (t, "cgroup") == 0 || strcmp (t, "cgroup2") == 0))
-        {
-          if (hooks->cgroup_ready (hooks->data, err) < 0)
-            return -1;
-          hooks->cgroup_ready = NULL;
-        }
       if (mount_one (rootfd, s, &s->mounts[i], cg, in_userns, err) < 0)
         return berth_error_wrap (err, "mount `%s`", s->mounts[i].destination);
       if (set_propagation (rootfd, s->mounts[i].destination, s->mounts[i].propagation, err) < 0)
@@ -373,6 +366,7 @@ rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, struct ro
     }
   if (devices_setup (rootfd, s, in_userns, err) < 0)
     return -1;
+  TIMING ("child: mounts+devices done");
   nullfd = devices_open_null (rootfd, err);
   if (nullfd < 0)
     return -1;
@@ -389,6 +383,7 @@ rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, struct ro
   if (apply_sysctls (rootfd, s, err) < 0 || mask_paths (rootfd, s, nullfd, err) < 0
       || readonly_paths (rootfd, s, err) < 0)
     return -1;
+  TIMING ("child: masked/ro done");
   {
     /* process.cwd is made if missing, inside the root. */
     cleanup_close int cwd = mkdir_in_root (rootfd, s->cwd, false, err);

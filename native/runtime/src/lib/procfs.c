@@ -13,12 +13,18 @@ int
 procfs_write (int dirfd, const char *path, const char *value, berth_error_t *err)
 {
   cleanup_close int fd = openat (dirfd, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return berth_make_error (err, errno, "open `%s`", path);
+  return procfs_write_fd (fd, path, value, err);
+}
+
+int
+procfs_write_fd (int fd, const char *path, const char *value, berth_error_t *err)
+{
   struct statfs sfs;
   size_t len = strlen (value);
   ssize_t n;
 
-  if (fd < 0)
-    return berth_make_error (err, errno, "open `%s`", path);
   if (fstatfs (fd, &sfs) < 0)
     return berth_make_error (err, errno, "fstatfs `%s`", path);
   if (sfs.f_type != PROC_SUPER_MAGIC)

@@ -6,10 +6,17 @@
 
 enum sync_type
 {
-  SYNC_GO = 1,  /* parent → init: ids mapped, start the setup */
-  SYNC_CGROUPS, /* parent → init: moved into the cgroups, limits applied */
+  SYNC_GO = 1, /* parent → init: ids mapped, limits set; status is a GO_* */
   SYNC_READY,  /* init → parent: set up, about to wait for `start` (or exec) */
   SYNC_ERROR,  /* init → parent: setup failed, msg says why */
+};
+
+/* How the init gets into its cgroups. */
+enum
+{
+  GO_JOIN_ALL, /* write "0" to every hierarchy itself */
+  GO_JOIN_V1,  /* cgroup2 joined by CLONE_INTO_CGROUP: only the v1 hierarchies */
+  GO_JOINED,   /* the parent moved it (user namespaces: the init may not write) */
 };
 
 struct sync_msg
