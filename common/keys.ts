@@ -14,6 +14,8 @@ export const keys = {
   node: (nodeId: string) => `${P}:node:${nodeId}`,
   nodes: () => `${P}:nodes`,
   nodeTasks: (nodeId: string) => `${P}:node:${nodeId}:tasks`,
+  /** Hash of node id → how many live tasks of the group run there (spread, distinctInstance). */
+  groupNodes: (tenant: string, group: string) => `${P}:tenant:${tenant}:group:${group}:nodes`,
   apiKey: (keyHash: string) => `${P}:apikey:${keyHash}`,
   /** Latest stats sample of a task (JSON string), written by the agent. */
   taskStats: (taskId: string) => `${P}:task:${taskId}:stats`,

@@ -27,8 +27,10 @@ function camelCase(kebab: string): string {
 
 /** The scripts, as methods ioredis adds to a connection. */
 export interface BerthScripts {
-  reserveCapacity(nodeKey: string, taskKey: string, nodeTasksKey: string, nodeId: string, cpu: number, memory: number, taskId: string): Promise<number>;
-  transitionTask(taskKey: string, nodeKey: string, nodeTasksKey: string, nodeId: string, status: string, taskId: string, ...fields: string[]): Promise<number>;
+  reserveCapacity(nodeKey: string, taskKey: string, nodeTasksKey: string, groupNodesKey: string,
+    nodeId: string, cpu: number, memory: number, taskId: string, distinct: '0' | '1'): Promise<number>;
+  transitionTask(taskKey: string, nodeKey: string, nodeTasksKey: string, groupNodesKey: string,
+    nodeId: string, status: string, taskId: string, ...fields: string[]): Promise<number>;
 }
 
 export type BerthRedis = Redis & BerthScripts;

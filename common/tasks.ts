@@ -53,9 +53,11 @@ export async function transitionTask(
   fields: Partial<TaskRecord> = {},
 ): Promise<TransitionResult> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const nodeId = (await redis.hget(keys.task(taskId), 'nodeId')) ?? '';
+    const [placedOn, groupKey] = await redis.hmget(keys.task(taskId), 'nodeId', 'groupKey');
+    const nodeId = placedOn ?? '';
     const code = await redis.transitionTask(
-      keys.task(taskId), keys.node(nodeId), keys.nodeTasks(nodeId), nodeId, status, taskId, ...encode(fields),
+      keys.task(taskId), keys.node(nodeId), keys.nodeTasks(nodeId), groupKey ?? keys.task(taskId),
+      nodeId, status, taskId, ...encode(fields),
     );
     if (code === 1) return 'moved';
     if (code === 0) return 'unchanged';
@@ -63,6 +65,10 @@ export async function transitionTask(
     // -2: placed on a node between our read and the script: read again.
   }
   throw new Error(`task ${taskId}: its node kept changing during a transition to ${status}`);
+}
+
+export function taskGroup(task: Pick<TaskRecord, 'group' | 'family'>): string {
+  return task.group ?? `family:${task.family}`;
 }
 
 /** The API's view of a task record. */

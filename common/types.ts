@@ -56,6 +56,8 @@ export interface TaskRecord {
   startedBy?: string;
   imageDigest?: string;
   tags?: { key: string; value: string }[];
+  /** Tasks of one group are spread and kept apart together; `family:<family>` by default. */
+  group?: string;
   placementStrategy?: PlacementStrategy;
   placementConstraints?: PlacementConstraint[];
 }

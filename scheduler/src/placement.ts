@@ -5,9 +5,10 @@ import { DelayedError, Queue, type Job } from 'bullmq';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import { listNodes } from '../../common/nodes.ts';
 import type { BerthRedis } from '../../common/redis.ts';
-import { getTask, transitionTask } from '../../common/tasks.ts';
+import { getTask, taskGroup, transitionTask } from '../../common/tasks.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob, PlacementJob, TaskRecord } from '../../common/types.ts';
+import { ConstraintError, filterNodes } from './constraints.ts';
 import { DEFAULT_STRATEGY, fits, orderNodes, shortResource, type PlacementStrategy } from './strategy.ts';
 
 export interface PlacementOptions {
@@ -60,10 +61,22 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     if (task.lastStatus !== 'PROVISIONING') return;
 
     const demand = { cpu: task.spec.cpu, memory: task.spec.memory };
-    const nodes = await listNodes(o.redis);
-    for (const node of orderNodes(nodes.filter((n) => fits(n, demand)), strategyOf(task))) {
+    const groupKey = keys.groupNodes(task.tenant, taskGroup(task));
+    const distinct = task.placementConstraints?.some((c) => c.type === 'distinctInstance') ?? false;
+    const [nodes, counts] = await Promise.all([listNodes(o.redis), o.redis.hgetall(groupKey)]);
+    const groupCounts = new Map(Object.entries(counts).map(([id, n]) => [id, Number(n)] as const).filter(([, n]) => n > 0));
+    let eligible;
+    try {
+      eligible = filterNodes(nodes, task.placementConstraints, new Set(groupCounts.keys()));
+    } catch (err) {
+      if (!(err instanceof ConstraintError)) throw err;
+      await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: `ResourceInitializationError: ${err.message}`, stoppedAt: new Date().toISOString() });
+      return;
+    }
+    for (const node of orderNodes(eligible.filter((n) => fits(n, demand)), strategyOf(task), groupCounts)) {
       const code = await o.redis.reserveCapacity(
-        keys.node(node.nodeId), keys.task(taskId), keys.nodeTasks(node.nodeId), node.nodeId, demand.cpu, demand.memory, taskId,
+        keys.node(node.nodeId), keys.task(taskId), keys.nodeTasks(node.nodeId), groupKey,
+        node.nodeId, demand.cpu, demand.memory, taskId, distinct ? '1' : '0',
       );
       if (code === 1) {
         await enqueueStart(nodeQueue(node.nodeId), taskId);
@@ -71,11 +84,13 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
         return;
       }
       if (code === -1) return; // stopped or placed meanwhile
-      // -2..-4: another replica took the capacity first; try the next node.
+      // -2..-5: another replica took the capacity (or the node, for the group) first; try the next node.
     }
 
     if (Date.now() - Date.parse(task.createdAt) >= o.placementDeadlineMs) {
-      const reason = `ResourceInitializationError: no node had ${shortResource(nodes, demand)} free within ${Math.round(o.placementDeadlineMs / 1000)} s`;
+      const reason = eligible.length === 0
+        ? `ResourceInitializationError: no node matched the placement constraints within ${Math.round(o.placementDeadlineMs / 1000)} s`
+        : `ResourceInitializationError: no node had ${shortResource(eligible, demand)} free within ${Math.round(o.placementDeadlineMs / 1000)} s`;
       await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: reason, stoppedAt: new Date().toISOString() });
       o.logger.warn({ taskId }, reason);
       return;

@@ -31,7 +31,17 @@ export function shortResource(nodes: NodeRecord[], demand: Demand): string {
   return `CPU (${demand.cpu} units) and memory (${demand.memory} MiB) together on one node`;
 }
 
-export function orderNodes(nodes: NodeRecord[], strategy: PlacementStrategy, random = Math.random): NodeRecord[] {
+/**
+ * `groupCounts` is how many live tasks of the task's group each node runs:
+ * spread puts the next one where the group has fewest (per node or per value
+ * of a node label).
+ */
+export function orderNodes(
+  nodes: NodeRecord[],
+  strategy: PlacementStrategy,
+  groupCounts: Map<string, number> = new Map(),
+  random = Math.random,
+): NodeRecord[] {
   const out = [...nodes];
   switch (strategy.type) {
     case 'binpack': {
@@ -42,8 +52,15 @@ export function orderNodes(nodes: NodeRecord[], strategy: PlacementStrategy, ran
       return out.sort((a, b) => remaining(a) - remaining(b) || a.nodeId.localeCompare(b.nodeId));
     }
     case 'spread': {
-      // Most remaining memory first, so load spreads evenly.
-      return out.sort((a, b) => (b.memoryTotal - b.memoryReserved) - (a.memoryTotal - a.memoryReserved) || a.nodeId.localeCompare(b.nodeId));
+      const label = strategy.field.startsWith('attribute:') ? strategy.field.slice('attribute:'.length) : undefined;
+      const bucket = (n: NodeRecord) => (label === undefined ? n.nodeId : n.labels[label] ?? '');
+      const perBucket = new Map<string, number>();
+      for (const n of nodes) perBucket.set(bucket(n), (perBucket.get(bucket(n)) ?? 0) + (groupCounts.get(n.nodeId) ?? 0));
+      const load = (n: NodeRecord) => perBucket.get(bucket(n)) ?? 0;
+      // Fewest of the group first; then the emptier node, so unrelated load spreads too.
+      return out.sort((a, b) => load(a) - load(b)
+        || (b.memoryTotal - b.memoryReserved) - (a.memoryTotal - a.memoryReserved)
+        || a.nodeId.localeCompare(b.nodeId));
     }
     case 'random': {
       for (let i = out.length - 1; i > 0; i--) {

@@ -164,6 +164,61 @@ describe('placement', () => {
   });
 });
 
+describe('constraints', () => {
+  it('places only on nodes whose labels match a memberOf expression', async () => {
+    await node('ssd-1', 8192, 8192, { disk: 'ssd', zone: 'a' });
+    await node('hdd-1', 8192, 8192, { disk: 'hdd', zone: 'b' });
+    await node('ssd-2', 8192, 8192, { disk: 'ssd', zone: 'c' });
+    await scheduler();
+    const onSsd = Array.from({ length: 4 }, () => newTask(10, 10, { placementConstraints: [{ type: 'memberOf', expression: 'disk == ssd' }] }));
+    const notA = Array.from({ length: 4 }, () => newTask(10, 10, { placementConstraints: [{ type: 'memberOf', expression: 'zone != a' }] }));
+    const inBC = Array.from({ length: 4 }, () => newTask(10, 10, { placementConstraints: [{ type: 'memberOf', expression: 'zone in [b, c]' }] }));
+    const all = [...onSsd, ...notA, ...inBC];
+    await submit(all);
+    await until('all placed', async () => (await statuses(all)).every((t) => t.lastStatus === 'PENDING'));
+    for (const t of await statuses(onSsd)) expect(['ssd-1', 'ssd-2']).toContain(t.nodeId);
+    for (const t of await statuses(notA)) expect(t.nodeId).not.toBe('ssd-1');
+    for (const t of await statuses(inBC)) expect(['hdd-1', 'ssd-2']).toContain(t.nodeId);
+  });
+
+  it('keeps tasks of a group on distinct nodes with distinctInstance, even with replicas racing', async () => {
+    for (const id of ['a', 'b', 'c']) await node(id, 8192, 8192);
+    for (let i = 0; i < 3; i++) await scheduler({ concurrency: 8, placementDeadlineMs: 1_500 });
+    const tasks = Array.from({ length: 5 }, () => newTask(10, 10, { group: 'web', placementConstraints: [{ type: 'distinctInstance' }] }));
+    await submit(tasks);
+    await until('three placed, two given up', async () => {
+      const s = await statuses(tasks);
+      return s.filter((t) => t.lastStatus === 'PENDING').length === 3 && s.filter((t) => t.lastStatus === 'STOPPED').length === 2;
+    }, 10_000);
+    const placed = (await statuses(tasks)).filter((t) => t.lastStatus === 'PENDING').map((t) => t.nodeId).sort();
+    expect(placed).toEqual(['a', 'b', 'c']);
+  });
+
+  it('spreads a group over the values of a node label', async () => {
+    await node('a1', 8192, 8192, { zone: 'a' });
+    await node('a2', 8192, 8192, { zone: 'a' });
+    await node('b1', 8192, 8192, { zone: 'b' });
+    await scheduler({ concurrency: 1 });
+    const tasks = Array.from({ length: 4 }, () => newTask(10, 10, { group: 'api', placementStrategy: { type: 'spread', field: 'attribute:zone' } }));
+    for (const t of tasks) {
+      await submit([t]);
+      await until('placed', async () => (await getTask(redis, t.taskId))?.nodeId);
+    }
+    const zones = (await statuses(tasks)).map((t) => (t.nodeId === 'b1' ? 'b' : 'a'));
+    expect(zones.filter((z) => z === 'a')).toHaveLength(2);
+    expect(zones.filter((z) => z === 'b')).toHaveLength(2);
+  });
+
+  it('stops a task whose memberOf expression cannot be parsed, saying why', async () => {
+    await node('n', 8192, 8192);
+    await scheduler();
+    const task = newTask(10, 10, { placementConstraints: [{ type: 'memberOf', expression: 'zone ~ a' }] });
+    await submit([task]);
+    const stopped = await until('STOPPED', async () => { const t = await getTask(redis, task.taskId); return t?.lastStatus === 'STOPPED' && t; });
+    expect(stopped.stoppedReason).toMatch(/memberOf expression "zone ~ a"/);
+  });
+});
+
 describe('node liveness', () => {
   it('marks a silent node LOST, stops its tasks with NodeLost and frees its capacity', async () => {
     await node('quiet', 2048, 2048);
@@ -183,7 +238,8 @@ describe('replicas', () => {
   it('never double-books a node with 4 scheduler replicas racing on 10,000 placements', async () => {
     const nodeCount = 50;
     for (let i = 0; i < nodeCount; i++) await node(`n${i}`, 1024 * 4, 4096);
-    for (let i = 0; i < 4; i++) await scheduler({ concurrency: 32, placementDeadlineMs: 60_000 });
+    // No agents heartbeat here: a long grace keeps the nodes ACTIVE for the whole run.
+    for (let i = 0; i < 4; i++) await scheduler({ concurrency: 32, placementDeadlineMs: 120_000, nodeGraceMs: 600_000 });
     // 10,000 × 24 MiB is more than 50 × 4096 MiB: the nodes fill up completely and the rest must wait.
     const tasks = Array.from({ length: 10_000 }, () => newTask(16, 24));
     for (let i = 0; i < tasks.length; i += 1000) await submit(tasks.slice(i, i + 1000));
