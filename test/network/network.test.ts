@@ -195,6 +195,38 @@ describe('none and host modes', () => {
   });
 });
 
+describe('many at once', () => {
+  it('sets up and tears down tasks in parallel with distinct IPs', async () => {
+    const ids = Array.from({ length: 8 }, (_, i) => `task-par-${i}`);
+    const networks = await Promise.all(ids.map((id) => manager.setup(id, 'bridge', [])));
+    expect(new Set(networks.map((n) => n.ipAddress)).size).toBe(ids.length);
+    expect(leases(net)).toHaveLength(ids.length);
+    // Each reaches the next one.
+    const first = networks[0]!;
+    for (const id of ids.slice(1, 3)) {
+      expect(nsExec(`${net.netnsPrefix}${id}`, ['busybox', 'ping', '-c', '1', '-W', '2', first.ipAddress!])).toContain('1 packets received');
+    }
+    await Promise.all(ids.map((id) => manager.teardown(id)));
+    expect(leases(net)).toEqual([]);
+    expect(leftovers(net)).toEqual({ netns: [], natRules: [], forwardRules: [] });
+  });
+
+  it('refuses a host port another task already publishes, also when both ask at once', async () => {
+    const hostPort = await freePort();
+    const results = await Promise.allSettled([
+      manager.setup('task-port-1', 'bridge', [{ containerPort: 80, hostPort }]),
+      manager.setup('task-port-2', 'bridge', [{ containerPort: 81, hostPort }]),
+    ]);
+    const rejected = results.filter((r) => r.status === 'rejected');
+    expect(rejected).toHaveLength(1);
+    expect(String((rejected[0] as PromiseRejectedResult).reason)).toMatch(new RegExp(`host port ${hostPort}/tcp is already published by task task-port-[12]`));
+    // The same port over udp is another port.
+    await manager.setup('task-port-3', 'bridge', [{ containerPort: 53, hostPort, protocol: 'udp' }]);
+    for (const id of ['task-port-1', 'task-port-2', 'task-port-3']) await manager.teardown(id);
+    expect(leases(net)).toEqual([]);
+  });
+});
+
 describe('recovery', () => {
   it('after a crash, a new manager releases what the dead agent left for tasks that are gone', async () => {
     const crashed = managerFor(net);

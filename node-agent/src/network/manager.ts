@@ -2,13 +2,15 @@
 // plugins for bridge mode, with everything it made recorded on disk first.
 import path from 'node:path';
 import { addList, checkList, delList, type CniExec, type CniResult } from './cni.ts';
-import { bridgeConfList, hostPortMappings, type BridgeNetworkConfig } from './conflist.ts';
+import { bridgeConfList, hostPortMappings, type BridgeNetworkConfig, type CniPortMapping } from './conflist.ts';
 import { createNetns, deleteNetns, listNetns, netnsExists, netnsPath } from './netns.ts';
 import { Pool } from './pool.ts';
 import { RecordStore, type NetworkRecord } from './state.ts';
 import { NetworkError, type NetworkManager, type NetworkManagerOptions, type NetworkMode, type PortMapping, type TaskNetwork } from './types.ts';
 
 const IFNAME = 'eth0';
+/** A key no task id can take (ids start with an alphanumeric). */
+const PORTS_LOCK = '\0ports';
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
 
 function ipOf(result: CniResult | undefined): string | undefined {
@@ -89,6 +91,22 @@ export function createNetworkManager(o: NetworkManagerOptions): NetworkManager {
     await store.remove(record.id);
   }
 
+  /**
+   * portmap would happily DNAT one host port to two tasks (the first rule wins,
+   * silently): refuse a host port another task on this node already publishes.
+   */
+  async function refusePublishedPorts(taskId: string, portMappings: PortMapping[]): Promise<void> {
+    const wanted = new Set(hostPortMappings(portMappings).map((m) => `${m.hostPort}/${m.protocol}`));
+    if (wanted.size === 0) return;
+    for (const id of await tasks.list()) {
+      if (id === taskId) continue;
+      const record = await tasks.read(id).catch(() => undefined);
+      const published = (record?.runtimeConfig?.portMappings ?? []) as CniPortMapping[];
+      const clash = published.find((m) => wanted.has(`${m.hostPort}/${m.protocol}`));
+      if (clash) throw new Error(`host port ${clash.hostPort}/${clash.protocol} is already published by task ${id}`);
+    }
+  }
+
   const pool = new Pool({
     size: o.poolSize ?? 0,
     store: new RecordStore(path.join(o.stateDir, 'pool')),
@@ -120,10 +138,15 @@ export function createNetworkManager(o: NetworkManagerOptions): NetworkManager {
         throw err;
       }
     }
-    const pooled = await pool.take(taskId, portMappings, tasks);
-    if (pooled) return { mode, netnsPath: netnsPath(pooled.netnsName), ipAddress: ipOf(pooled.result) };
-    const record = await wire(tasks, taskId, netnsName, portMappings);
-    return { mode, netnsPath: netnsPath(netnsName), ipAddress: ipOf(record.result) };
+    const bridged = async (): Promise<TaskNetwork> => {
+      await refusePublishedPorts(taskId, portMappings);
+      const pooled = await pool.take(taskId, portMappings, tasks);
+      if (pooled) return { mode, netnsPath: netnsPath(pooled.netnsName), ipAddress: ipOf(pooled.result) };
+      const record = await wire(tasks, taskId, netnsName, portMappings);
+      return { mode, netnsPath: netnsPath(netnsName), ipAddress: ipOf(record.result) };
+    };
+    // Tasks that publish host ports are set up one at a time, so two cannot both claim one port.
+    return hostPortMappings(portMappings).length > 0 ? serial(PORTS_LOCK, bridged) : bridged();
   }
 
   const manager: NetworkManager = {
