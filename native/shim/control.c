@@ -15,6 +15,9 @@
 #include "json.h"
 #include "timeutil.h"
 
+/* Request buffers, one per slot; a page is only resident once a client used it. */
+static char request_buffers[CTL_MAX_CLIENTS][CTL_REQUEST_MAX];
+
 int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -27,6 +30,7 @@ int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err)
   for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
     {
       s->clients[i].fd = -1;
+      s->clients[i].buf = request_buffers[i];
       s->clients[i].eof = false;
       s->clients[i].waiting = false;
     }
@@ -245,7 +249,7 @@ void ctl_client_event(struct ctl_server *s, size_t i, short revents, struct cont
         drop_client(c);
       return;
     }
-  r = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, MSG_DONTWAIT);
+  r = recv(c->fd, c->buf + c->len, CTL_REQUEST_MAX - 1 - c->len, MSG_DONTWAIT);
   if (r < 0)
     {
       if (errno != EAGAIN && errno != EINTR)
@@ -266,7 +270,7 @@ void ctl_client_event(struct ctl_server *s, size_t i, short revents, struct cont
   nl = memchr(c->buf, '\n', c->len);
   if (nl)
     handle_request(c, ct, c->buf, (size_t) (nl - c->buf));
-  else if (c->len == sizeof c->buf - 1)
+  else if (c->len == CTL_REQUEST_MAX - 1)
     respond_error(c, "request too long");
 }
 
