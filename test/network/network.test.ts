@@ -233,8 +233,6 @@ describe('recovery', () => {
     const keep = await crashed.setup('task-keep', 'bridge', []);
     await crashed.setup('task-gone', 'bridge', [{ containerPort: 80, hostPort: await freePort() }]);
     await crashed.setup('task-gone-none', 'none', []);
-    // A namespace with no record at all (a crash between records and namespaces, or a hand-made one).
-    execFileSync('ip', ['netns', 'add', `${net.netnsPrefix}stray`]);
     expect(leases(net)).toHaveLength(2);
 
     const restarted = managerFor(net);

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { addList, checkList, delList, type CniExec, type CniResult } from './cni.ts';
 import { bridgeConfList, hostPortMappings, type BridgeNetworkConfig, type CniPortMapping } from './conflist.ts';
-import { createNetns, deleteNetns, listNetns, netnsExists, netnsPath } from './netns.ts';
+import { createNetns, deleteNetns, netnsExists, netnsPath } from './netns.ts';
 import { Pool } from './pool.ts';
 import { RecordStore, type NetworkRecord } from './state.ts';
 import { NetworkError, type NetworkManager, type NetworkManagerOptions, type NetworkMode, type PortMapping, type TaskNetwork } from './types.ts';
@@ -207,16 +207,9 @@ export function createNetworkManager(o: NetworkManagerOptions): NetworkManager {
           log.warn({ err, taskId: id }, 'could not release a leaked task network');
         }
       }
-      // Namespaces with no record at all (removed by hand, or a foreign crash): just the namespace.
-      const recorded = new Set<string>();
-      for (const id of await tasks.list()) {
-        const record = await tasks.read(id).catch(() => undefined);
-        if (record) recorded.add(record.netnsName);
-      }
-      for (const name of await listNetns(prefix)) {
-        if (name.startsWith(`${prefix}pool-`) || recorded.has(name) || liveTaskIds.has(name.slice(prefix.length))) continue;
-        await deleteNetns(name).catch((err: unknown) => log.warn({ err, netns: name }, 'could not remove a stray namespace'));
-      }
+      // A namespace is recorded before it is made and removed before its record is,
+      // so every namespace of ours has a record. Names alone are not swept: another
+      // agent (or a test) on this host may use the same prefix with its own state.
       await pool.recover();
     },
 

@@ -3,7 +3,6 @@
 // path (`linux.namespaces[].path` in config.json) or entered with `ip netns exec`.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 export const NETNS_DIR = '/run/netns';
@@ -48,13 +47,4 @@ export async function deleteNetns(name: string): Promise<void> {
 
 export function netnsExists(name: string): boolean {
   return existsSync(netnsPath(name));
-}
-
-/** Names under /run/netns that start with `prefix`. */
-export async function listNetns(prefix: string): Promise<string[]> {
-  try {
-    return (await readdir(NETNS_DIR)).filter((n) => n.startsWith(prefix));
-  } catch {
-    return [];
-  }
 }
