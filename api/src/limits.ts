@@ -15,8 +15,11 @@ export function checkCpuMemory(cpu: number, memory: number, at: { cpu: string; m
   }
 }
 
-// [registry[:port]/]path[:tag][@sha256:digest], as the distribution reference grammar has it.
-const DOMAIN = String.raw`(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?`;
+// [registry[:port]/]path[:tag][@sha256:digest], as the distribution reference grammar has it:
+// the first part is a registry only when it is localhost, has a dot or a port, or is an IPv6 address.
+const LABEL = String.raw`[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?`;
+const PORT = String.raw`:[0-9]{1,5}`;
+const DOMAIN = String.raw`(?:\[[0-9A-Fa-f:]+\](?:${PORT})?|localhost(?:${PORT})?|${LABEL}(?:\.${LABEL})+(?:${PORT})?|${LABEL}${PORT})`;
 const COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`;
 const IMAGE_REF = new RegExp(String.raw`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
 

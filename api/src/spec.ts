@@ -14,6 +14,8 @@ const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormat
 
 const SPEC_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'openapi.yaml');
 const SCHEMA_BASE = 'https://berth.invalid/schemas/';
+/** Marks a body the spec does not require: no body at all is then valid. */
+const OPTIONAL_BODY = 'berth: optional body';
 
 type Json = Record<string, unknown>;
 
@@ -103,9 +105,11 @@ export function specOperations(doc: OpenApiDocument = loadSpec()): SpecOperation
       schema.querystring = partSchema(params, 'query', false);
       const headers = partSchema(params, 'header', true);
       if (headers) schema.headers = headers;
-      const body = (op.requestBody as Json | undefined)?.content as Record<string, Json> | undefined;
-      const bodySchema = body?.['application/json']?.schema;
-      if (bodySchema) schema.body = rewriteRefs(bodySchema);
+      const requestBody = op.requestBody as Json | undefined;
+      const bodySchema = (requestBody?.content as Record<string, Json> | undefined)?.['application/json']?.schema;
+      if (bodySchema) {
+        schema.body = requestBody?.required === true ? rewriteRefs(bodySchema) : { ...rewriteRefs(bodySchema as Json), $comment: OPTIONAL_BODY };
+      }
       const security = (op.security as unknown[] | undefined) ?? globalSecurity ?? [];
       ops.push({
         operationId: String(op.operationId),
@@ -152,7 +156,18 @@ export function createValidators(doc: OpenApiDocument = loadSpec()) {
   const coercing = make(true);
   return {
     compile(schema: object, httpPart: HttpPart | string | undefined): ValidateFunction {
-      return (httpPart === 'body' ? strict : coercing).compile(schema);
+      const validate = (httpPart === 'body' ? strict : coercing).compile(schema);
+      if ((schema as Json).$comment !== OPTIONAL_BODY) return validate;
+      const optional = ((data: unknown) => {
+        if (data === undefined || data === null) {
+          optional.errors = null;
+          return true;
+        }
+        const ok = validate(data);
+        optional.errors = validate.errors;
+        return ok;
+      }) as ValidateFunction;
+      return optional;
     },
   };
 }
