@@ -57,7 +57,7 @@ async function main(): Promise<void> {
 
   const redis = connectRedis(redisUrl);
   closers.push(async () => { redis.disconnect(); });
-  const adminKey = await ensureAdminKey(redis, config.stateDir);
+  await ensureAdminKey(redis, config.stateDir);
 
   const scheduler = await startScheduler({ redisUrl, logger: createLogger('scheduler') });
   closers.push(() => scheduler.close());
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
 
   process.stdout.write(
     `\nBerth is running.\n  API:       ${url}  (docs at ${url}/docs)\n  Registry:  ${registry}\n` +
-    `  Admin key: ${path.join(config.stateDir, 'admin-key')}${adminKey.created ? ' (new)' : ''}\n` +
+    `  Admin key: ${path.join(config.stateDir, 'admin-key')}\n` +
     `Try:  curl -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), path.join(config.stateDir, 'admin-key')) || 'admin-key'})" ${url}/v1/tasks\n\n`,
   );
 }

@@ -13,6 +13,7 @@ packages=(
   runc                    # the reference runtime, and a drop-in for berth-runtime
   conmon                  # the reference monitor for the shim benchmark
   libseccomp-dev pkg-config build-essential      # building native/
+  musl-tools              # a static musl berth-shim: an idle shim under 1 MiB of RSS
   zstd                    # zstd-compressed image layers
   ca-certificates
 )

@@ -48,8 +48,7 @@ describe('one task, end to end', () => {
     expect(run.body.tasks[0].lastStatus).toBe('PROVISIONING');
 
     const running = await waitForTask(aio, taskId, 'RUNNING');
-    expect(running.lastStatus).toBe('RUNNING');
-    expect(running.nodeId).toBe(aio.nodeId);
+    expect(running).toMatchObject({ lastStatus: 'RUNNING', nodeId: aio.nodeId });
     expect(memoryLimitOf(taskId)).toBe(64 * 1024 * 1024);
 
     const stopped = await waitForTask(aio, taskId, 'STOPPED');

@@ -88,7 +88,7 @@ function cleanHost(stateDir: string, bridge: string): void {
   if (existsSync(runtimeRoot)) {
     for (const runtime of ['runc', path.join(repo, 'native/build/berth-runtime')]) {
       try {
-        const list = JSON.parse(execFileSync(runtime, ['--root', runtimeRoot, 'list', '--format', 'json'], { encoding: 'utf8' }) || '[]') as { id: string }[];
+        const list = JSON.parse(execFileSync(runtime, ['--root', runtimeRoot, 'list', '--format', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }) || '[]') as { id: string }[];
         for (const c of list ?? []) execFileSync(runtime, ['--root', runtimeRoot, 'delete', '--force', c.id], { stdio: 'ignore' });
       } catch { /* that runtime has nothing here */ }
     }
