@@ -33,7 +33,7 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
       if (blob && req.method === 'GET' && up.statusCode === 200 && (options.transformBlob || options.blobDelayMs)) {
         const chunks: Buffer[] = [];
         for await (const c of up) chunks.push(c as Buffer);
-        let body = Buffer.concat(chunks);
+        let body: Buffer = Buffer.concat(chunks);
         if (options.transformBlob) body = options.transformBlob(blob[1]!, body);
         if (options.blobDelayMs) await new Promise((r) => setTimeout(r, options.blobDelayMs));
         res.writeHead(200, { ...up.headers, 'content-length': String(body.length) });

@@ -61,7 +61,8 @@ describe('transfers', () => {
       transformBlob: (digest, body) => {
         if (digest !== victim) return body;
         const copy = Buffer.from(body);
-        copy[Math.floor(copy.length / 2)] ^= 0xff;
+        const at = Math.floor(copy.length / 2);
+        copy[at] = copy[at]! ^ 0xff;
         return copy;
       },
     });
