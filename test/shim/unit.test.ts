@@ -1,0 +1,15 @@
+// The shim's C unit tests (JSON, UTF-8 cuts, log records, rotation, exit record),
+// run through make so `npx vitest run test/shim` covers both layers.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+it('berth-shim C unit tests pass', () => {
+  const r = spawnSync('make', ['-s', '-C', path.join(repo, 'native/shim'), 'check', `BUILD=${path.join(repo, 'native/build')}`], { encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  expect(r.stdout).toMatch(/^\d+ passed, 0 failed$/m);
+  expect(r.status).toBe(0);
+});
