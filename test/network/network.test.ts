@@ -4,7 +4,7 @@
 // the host as it found it.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.ts';
@@ -233,7 +233,13 @@ describe('recovery', () => {
     const keep = await crashed.setup('task-keep', 'bridge', []);
     await crashed.setup('task-gone', 'bridge', [{ containerPort: 80, hostPort: await freePort() }]);
     await crashed.setup('task-gone-none', 'none', []);
-    expect(leases(net)).toHaveLength(2);
+    // A crash in the middle of ADD: the record is there, the result never made it to disk.
+    await crashed.setup('task-mid-add', 'bridge', [{ containerPort: 80, hostPort: await freePort() }]);
+    const recordFile = path.join(net.stateDir, 'tasks', 'task-mid-add.json');
+    const record = JSON.parse(await readFile(recordFile, 'utf8')) as Record<string, unknown>;
+    delete record.result;
+    await writeFile(recordFile, JSON.stringify(record));
+    expect(leases(net)).toHaveLength(3);
 
     const restarted = managerFor(net);
     await restarted.recover(new Set(['task-keep']));

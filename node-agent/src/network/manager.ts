@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { addList, checkList, delList, type CniExec, type CniResult } from './cni.ts';
 import { bridgeConfList, hostPortMappings, type BridgeNetworkConfig, type CniPortMapping } from './conflist.ts';
+import { leasedIps, resultFromLeases } from './leases.ts';
 import { createNetns, deleteNetns, netnsExists, netnsPath } from './netns.ts';
 import { Pool } from './pool.ts';
 import { RecordStore, type NetworkRecord } from './state.ts';
@@ -80,12 +81,17 @@ export function createNetworkManager(o: NetworkManagerOptions): NetworkManager {
   /** CNI DEL (while the namespace still exists, so the bridge plugin can undo its masquerade), then the namespace. */
   async function unwire(store: RecordStore, record: NetworkRecord): Promise<void> {
     if (record.mode === 'bridge' && record.conflist) {
-      await delList(exec, record.conflist, {
-        containerId: record.containerId,
-        netns: netnsExists(record.netnsName) ? netnsPath(record.netnsName) : '',
-        ifName: record.ifName,
-        runtimeConfig: record.runtimeConfig,
-      }, record.result);
+      const netns = netnsExists(record.netnsName) ? netnsPath(record.netnsName) : '';
+      let cached = record.result;
+      if (!cached) {
+        // A crash lost the ADD result: rebuild the part DEL needs from host-local's leases.
+        // The record's own conflist says where its leases are and how wide its subnet was.
+        const ipam = record.conflist.plugins.find((p) => p.type === 'bridge')?.ipam as { dataDir?: string; ranges?: { subnet: string }[][] } | undefined;
+        const subnetOfRecord = ipam?.ranges?.[0]?.[0]?.subnet ?? config.subnet;
+        const ips = await leasedIps(ipam?.dataDir ?? config.ipamDataDir, record.conflist.name, record.containerId, record.ifName);
+        if (ips.length > 0) cached = resultFromLeases(ips, Number(subnetOfRecord.split('/')[1]), record.ifName, netns);
+      }
+      await delList(exec, record.conflist, { containerId: record.containerId, netns, ifName: record.ifName, runtimeConfig: record.runtimeConfig }, cached);
     }
     await deleteNetns(record.netnsName);
     await store.remove(record.id);
