@@ -63,6 +63,18 @@ int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err)
   return 0;
 }
 
+bool ctl_probe(const char *state_dir)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  cleanup_close int fd = -1;
+  int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", state_dir);
+
+  if (n < 0 || (size_t) n >= sizeof addr.sun_path)
+    return false;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return fd >= 0 && connect(fd, (struct sockaddr *) &addr, sizeof addr) == 0;
+}
+
 static void drop_client(struct ctl_client *c)
 {
   if (c->fd >= 0)

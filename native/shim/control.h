@@ -39,6 +39,9 @@ struct ctl_server
 /* Binds <state_dir>/shim.sock (mode 0600) and listens. */
 int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err);
 
+/* True when a live shim answers on <state_dir>/shim.sock. */
+bool ctl_probe(const char *state_dir);
+
 /* Closes everything and removes the socket file. */
 void ctl_close(struct ctl_server *s);
 

@@ -1,6 +1,7 @@
 /* berth-shim: the per-container monitor. See README.md. */
 #include <stdio.h>
 
+#include "control.h"
 #include "daemon.h"
 #include "error.h"
 #include "monitor.h"
@@ -23,6 +24,11 @@ int main(int argc, char **argv)
   if (options_prepare(&o, &err) < 0)
     {
       fprintf(stderr, "berth-shim: %s\n", err.msg);
+      return 1;
+    }
+  if (ctl_probe(o.state_dir))
+    {
+      fprintf(stderr, "berth-shim: a shim is already running in %s\n", o.state_dir);
       return 1;
     }
   fflush(stdout);

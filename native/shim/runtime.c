@@ -8,12 +8,31 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "json.h"
 
 #define MAX_ARGS 24
+/* A runtime verb that takes longer is killed (the agent gives up after 60 s). */
+#define RUNTIME_TIMEOUT_S 50
+
+/* The verb in a runtime argv: the first word after the global options. */
+static const char *verb_of(const char **argv)
+{
+  for (size_t i = 1; argv[i]; i++)
+    {
+      if (strcmp(argv[i], "--root") == 0 || strcmp(argv[i], "--log") == 0 || strcmp(argv[i], "--log-format") == 0)
+        {
+          if (argv[i + 1])
+            i++;
+          continue;
+        }
+      return argv[i];
+    }
+  return "";
+}
 
 void reset_signals_for_exec(void)
 {
@@ -55,10 +74,12 @@ static size_t build_argv(const struct runtime *rt, const char **argv, const char
   return n;
 }
 
-/* Forks and execs argv with the given stdio, waits for it. Returns the wait
- * status or -1. */
+/* Forks and execs argv with the given stdio, waits for it (killing it after
+ * RUNTIME_TIMEOUT_S). Returns the wait status or -1. SIGCHLD must be blocked. */
 static int spawn_wait(const char **argv, int in_fd, int out_fd, int err_fd, shim_error_t *err)
 {
+  struct timespec deadline, now;
+  sigset_t chld;
   pid_t pid = fork();
   int st;
 
@@ -74,10 +95,29 @@ static int spawn_wait(const char **argv, int in_fd, int out_fd, int err_fd, shim
       dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
       _exit(127);
     }
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return shim_error(err, errno, "waitpid %s", argv[0]);
-  return st;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += RUNTIME_TIMEOUT_S;
+  for (;;)
+    {
+      pid_t r = waitpid(pid, &st, WNOHANG);
+      if (r == pid)
+        return st;
+      if (r < 0 && errno != EINTR)
+        return shim_error(err, errno, "waitpid %s", argv[0]);
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+        {
+          kill(pid, SIGKILL);
+          while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+          return shim_error(err, 0, "%s %s: no answer in %d s, killed", argv[0], verb_of(argv), RUNTIME_TIMEOUT_S);
+        }
+      /* sleep until a child changes state, at most 100 ms */
+      struct timespec tick = { 0, 100 * 1000 * 1000 };
+      sigtimedwait(&chld, NULL, &tick);
+    }
 }
 
 static off_t file_size(const char *path)

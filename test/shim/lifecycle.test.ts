@@ -2,7 +2,7 @@
 // leaves nothing behind, and an idle shim stays small.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -100,11 +100,47 @@ describe.each(RUNTIMES)('berth-shim lifecycle ($name)', (runtime) => {
     expect(existsSync(run.stateDir)).toBe(false);
   });
 
+  it('refuses to start a second shim in the state directory of a running one', async () => {
+    const run = await ctx.prepare({ args: ['sleep', '1000'] });
+    const started = await ctx.start(run);
+    const second = await ctx.exec({ ...run, args: run.args.map((a) => (a === run.bundle.id ? `${a}-2` : a)) });
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/^berth-shim: a shim is already running in /);
+    expect(await request(run.stateDir, { op: 'state' })).toMatchObject({ status: 'running', pid: started.pid });
+    expect(await readFile(path.join(run.stateDir, 'shim.pid'), 'utf8')).toBe(String(started.shimPid));
+  });
+
+  it('reports a runtime that cannot be run', async () => {
+    const run = await ctx.prepare({ args: ['true'] });
+    run.args = run.args.map((a) => (a === runtime.path ? '/nonexistent/runtime' : a));
+    const r = await ctx.exec(run);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^berth-shim: runtime \/nonexistent\/runtime: No such file or directory\n$/);
+  });
+
   it('keeps an idle shim under 1 MiB of RSS', async () => {
     const run = await ctx.prepare({ args: ['sleep', '1000'] });
     const started = await ctx.start(run);
     await new Promise((r) => setTimeout(r, 300));
     const rss = await rssKiB(started.shimPid);
     expect(rss).toBeLessThan(1024);
+  });
+});
+
+describe('berth-shim with a runtime that fails its own way', () => {
+  let ctx: ShimTestContext;
+  const fake = { name: 'fake', path: '' };
+  beforeAll(() => { ctx = new ShimTestContext(fake); });
+  afterEach(async () => { await ctx.cleanup(); });
+
+  it('passes on the last stderr line when the runtime writes no JSON log', async () => {
+    const run = await ctx.prepare({ args: ['true'] });
+    fake.path = path.join(run.bundle.scratch, 'fake-runtime');
+    await writeFile(fake.path, '#!/bin/sh\necho "fake runtime: first line" >&2\necho "fake runtime: the real reason" >&2\nexit 3\n', { mode: 0o755 });
+    run.args = run.args.map((a, i, all) => (all[i - 1] === '--runtime' ? fake.path : a));
+    const r = await ctx.exec(run);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`berth-shim: ${fake.path} create: exit status 3: fake runtime: the real reason\n`);
+    expect(await listDir(run.stateDir)).toEqual([]);
   });
 });
