@@ -135,7 +135,7 @@ export class Puller {
       try { onProgress({ ...progress }); } catch { /* a listener's failure is not the pull's */ }
     };
     report(true);
-    const layers = await Promise.all(manifest.layers.map(async (desc, i) => {
+    const settled = await Promise.allSettled(manifest.layers.map(async (desc, i) => {
       const diffID = parsed.diffIDs[i]!;
       protect(diffID);
       protect(desc.digest);
@@ -151,6 +151,10 @@ export class Puller {
       report(true);
       return record;
     }));
+    // Every layer settles before the pull answers, so none is still being written when it does.
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const layers = settled.map((r) => (r as PromiseFulfilledResult<LayerRecord>).value);
     await checkLayerChain(layers.map((l) => ({ name: l.diffID, dir: this.deps.store.layerDir(l.dir), index: l.index })));
     return { digest: manifestDigest, config: parsed.config, layers, blobs };
   }
