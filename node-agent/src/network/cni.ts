@@ -67,6 +67,13 @@ export interface CniExec {
   timeoutMs?: number;
 }
 
+/** The plugins run iptables and friends: make sure the sbin directories are on their PATH. */
+export function pluginPath(): string {
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const d of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) if (!dirs.includes(d)) dirs.push(d);
+  return dirs.join(':');
+}
+
 function findPlugin(type: string, paths: string[]): string {
   if (!/^[A-Za-z0-9._-]+$/.test(type)) throw new Error(`CNI plugin type "${type}" is not a plain name`);
   for (const dir of paths) {
@@ -101,7 +108,7 @@ export function execPlugin(exec: CniExec, command: CniCommand, list: CniConfList
   const binary = findPlugin(plugin.type, exec.paths);
   const stdin = JSON.stringify(pluginConfig(list, plugin, rt, prevResult));
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    PATH: pluginPath(),
     CNI_COMMAND: command,
     CNI_CONTAINERID: rt.containerId,
     CNI_NETNS: rt.netns,

@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { pluginPath } from './cni.ts';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -13,7 +14,7 @@ export function netnsPath(name: string): string {
 
 export function run(command: string, args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8', env: { ...process.env, PATH: pluginPath() } }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`${command} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
         return;
