@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -43,13 +44,18 @@ static int setup_signals(struct monitor *m, shim_error_t *err)
 {
   sigset_t set;
 
+  /* Whatever the caller had (an ignored SIGCHLD would make waitpid useless):
+   * defaults, SIGHUP and SIGPIPE ignored, only our three signals blocked. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      signal(sig, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+  if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
     return shim_error(err, errno, "sigprocmask");
   m->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (m->sig_fd < 0)
@@ -177,9 +183,10 @@ static void run_loop(struct monitor *m)
 
       if (poll(pfd, PFD_CLIENTS + CTL_MAX_CLIENTS, -1) < 0)
         {
-          if (errno == EINTR)
-            continue;
-          break; /* cannot happen with valid arguments; do not spin */
+          /* EINTR, or a transient ENOMEM: try again without spinning */
+          if (errno != EINTR)
+            nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+          continue;
         }
       if (pfd[PFD_OOM].revents)
         oom_watch_on_event(&m->oom);
