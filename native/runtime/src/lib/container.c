@@ -313,6 +313,11 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
           goto fail;
         }
     }
+  if (!run_mode && sync_send (sv[0], SYNC_CREATED, 0, NULL) < 0)
+    {
+      berth_make_error (err, errno, "hand over to the container init");
+      goto fail;
+    }
   *pid_out = u.pid;
   if (sync_out)
     *sync_out = sv[0];

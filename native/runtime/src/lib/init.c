@@ -288,8 +288,11 @@ container_init (struct init_config *c)
     _exit (1);
   if (c->exec_listen_fd >= 0)
     {
-      /* `create` is done: from here the container outlives it. */
+      /* From here the container outlives `create`, once `create` has recorded it:
+       * stop dying with it, then wait for its word (EOF: it failed or died). */
       prctl (PR_SET_PDEATHSIG, 0, 0, 0, 0);
+      if (sync_recv (c->sync_fd, &msg, &err) < 0 || msg.type != SYNC_CREATED)
+        _exit (1);
       close (c->sync_fd);
       c->sync_fd = -1;
       wait_for_start (c);

@@ -1,0 +1,271 @@
+// One suite run against each runtime (containerd's testsuite style): the same
+// bundles under berth-runtime and runc, with the observable results asserted for
+// each and then compared between them.
+import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CAPABILITIES } from '../../node-agent/src/bundle/spec.ts';
+import {
+  berthRuntime, bundleFor, cgroupDir, cli, freshRoot, hostIsCgroupV1, keyValues, leftovers,
+  runBundle, runcRuntime, state, waitForStatus, type Runtime,
+} from './fixture.ts';
+
+const MEMORY = 64 * 1024 * 1024;
+const CPU_UNITS = 512; // half a vCPU: quota 50000 of 100000
+const PIDS = 64;
+
+/** Prints what the process sees, one key=value per line. */
+const PROBE = String.raw`
+echo "pid=$$"
+echo "uid=$(id -u)"; echo "gid=$(id -g)"; echo "groups=$(id -G)"
+echo "hostname=$(hostname)"
+for k in CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs Seccomp; do echo "$k=$(grep "^$k:" /proc/self/status | cut -f2)"; done
+echo "nofile=$(ulimit -n)"; echo "nofile_hard=$(ulimit -Hn)"
+for n in net ipc uts mnt pid cgroup user; do echo "ns_$n=$(readlink /proc/self/ns/$n)"; done
+echo "netdevs=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ',')"
+echo "kcore_bytes=$(cat /proc/kcore 2>/dev/null | wc -c)"
+echo "keys_bytes=$(cat /proc/keys 2>/dev/null | wc -c)"
+echo "timer_list_bytes=$(cat /proc/timer_list 2>/dev/null | wc -c)"
+echo "acpi_entries=$(ls /proc/acpi 2>/dev/null | wc -l)"
+echo "firmware_entries=$(ls /sys/firmware 2>/dev/null | wc -l)"
+echo "sysrq_write=$( (echo h > /proc/sysrq-trigger) 2>/dev/null && echo ok || echo denied)"
+echo "procsys_write=$( (echo berth > /proc/sys/kernel/domainname) 2>/dev/null && echo ok || echo denied)"
+echo "procsys_opts=$(grep ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6)"
+for d in null zero full random urandom tty; do echo "dev_$d=$(stat -c '%F %t:%T %a' /dev/$d)"; done
+echo "dev_ptmx=$(readlink /dev/ptmx)"; echo "dev_fd=$(readlink /dev/fd)"; echo "dev_stdin=$(readlink /dev/stdin)"
+echo "dev_shm=$(stat -c %F /dev/shm)"
+echo "dev_pts=$(grep -c ' /dev/pts ' /proc/self/mountinfo)"
+echo "cg_mem_limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+echo "cg_memsw_limit=$(cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null)"
+echo "cg_cpu_quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)"
+echo "cg_cpu_period=$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
+echo "cg_cpu_shares=$(cat /sys/fs/cgroup/cpu/cpu.shares)"
+echo "cg_pids_max=$(cat /sys/fs/cgroup/pids/pids.max)"
+echo "cg_devices=$(cat /sys/fs/cgroup/devices/devices.list | sort | tr '\n' ';')"
+echo "cgroup_self=$(grep -v '^0::' /proc/self/cgroup | cut -d: -f3 | sort -u | tr '\n' ',')"
+echo "cgroupfs_ro=$( (mkdir /sys/fs/cgroup/pids/x) 2>/dev/null && echo rw || echo ro)"
+echo "root_write=$( (touch /probe-file) 2>/dev/null && echo rw || echo ro)"
+echo "sys_opts=$(grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6)"
+echo "fds=$(ls /proc/self/fd | sort -n | tr '\n' ',')"
+echo "home=$HOME"
+echo "cwd=$(pwd)"
+echo "oom_score_adj=$(cat /proc/self/oom_score_adj)"
+`;
+
+function capMask(names: string[]): string {
+  const bits: Record<string, number> = {
+    CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_FOWNER: 3, CAP_FSETID: 4, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7,
+    CAP_SETPCAP: 8, CAP_NET_BIND_SERVICE: 10, CAP_NET_RAW: 13, CAP_SYS_CHROOT: 18, CAP_MKNOD: 27,
+    CAP_AUDIT_WRITE: 29, CAP_SETFCAP: 31,
+  };
+  let mask = 0n;
+  for (const n of names) mask |= 1n << BigInt(bits[n]!);
+  return mask.toString(16).padStart(16, '0');
+}
+
+type Facts = Record<string, string>;
+const results: Record<string, { probe: Facts; user: Facts; seccomp: Facts; seccompOut: string }> = {};
+const hostNs = Object.fromEntries(
+  ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup', 'user'].map((n) => [n, readlinkSync(`/proc/self/ns/${n}`)]),
+);
+
+/** The conformance suite, run once per runtime. */
+function runtimeSuite(make: (root: string) => Runtime): void {
+  let rt: Runtime;
+  const name = make('').name;
+  describe(name, () => {
+    beforeAll(async () => {
+      rt = make(await freshRoot(`conformance-${name}`));
+      results[name] = { probe: {}, user: {}, seccomp: {}, seccompOut: '' };
+    });
+
+    it('runs a probe with Docker defaults and limits, exit code passed through', async () => {
+      const b = await bundleFor({
+        args: ['sh', '-c', `${PROBE}\nexit 3`],
+        memoryBytes: MEMORY, cpuUnits: CPU_UNITS, pidsLimit: PIDS, hostname: 'probe-host',
+        rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1000, hard: 2000 }],
+        transform: (s) => {
+          s.process.oomScoreAdj = 100;
+        },
+      });
+      // A host fd left open (not close-on-exec) by the caller must not reach the container.
+      const leaked = openSync('/tmp', 'r');
+      try {
+        const r = await runBundle(rt, b, { extraFds: ['ignore', 'ignore', leaked] });
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(3);
+        results[name]!.probe = keyValues(r.stdout);
+      } finally {
+        closeSync(leaked);
+        await b.dispose([rt]);
+      }
+      const f = results[name]!.probe;
+      expect(f.pid).toBe('1');
+      expect([f.uid, f.gid, f.hostname]).toEqual(['0', '0', 'probe-host']);
+      const caps = capMask(DEFAULT_CAPABILITIES);
+      expect([f.CapPrm, f.CapEff, f.CapBnd]).toEqual([caps, caps, caps]);
+      expect([f.CapInh, f.CapAmb]).toEqual(['0000000000000000', '0000000000000000']);
+      expect([f.NoNewPrivs, f.Seccomp]).toEqual(['1', '0']);
+      expect([f.nofile, f.nofile_hard]).toEqual(['1000', '2000']);
+      for (const ns of ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup']) expect(f[`ns_${ns}`], ns).not.toBe(hostNs[ns]);
+      expect(f.ns_user).toBe(hostNs.user);
+      expect(f.netdevs).toBe('lo,');
+      expect([f.kcore_bytes, f.keys_bytes, f.timer_list_bytes, f.acpi_entries, f.firmware_entries]).toEqual(['0', '0', '0', '0', '0']);
+      expect([f.sysrq_write, f.procsys_write]).toEqual(['denied', 'denied']);
+      expect(f.procsys_opts?.split(',')).toContain('ro');
+      expect(f.dev_null).toBe('character special file 1:3 666');
+      expect(f.dev_zero).toBe('character special file 1:5 666');
+      expect(f.dev_full).toBe('character special file 1:7 666');
+      expect(f.dev_random).toBe('character special file 1:8 666');
+      expect(f.dev_urandom).toBe('character special file 1:9 666');
+      expect(f.dev_tty).toBe('character special file 5:0 666');
+      expect([f.dev_ptmx, f.dev_fd, f.dev_stdin]).toEqual(['pts/ptmx', '/proc/self/fd', '/proc/self/fd/0']);
+      expect([f.dev_shm, f.dev_pts]).toEqual(['directory', '1']);
+      if (hostIsCgroupV1()) {
+        expect([f.cg_mem_limit, f.cg_memsw_limit]).toEqual([String(MEMORY), String(MEMORY)]);
+        expect([f.cg_cpu_quota, f.cg_cpu_period, f.cg_cpu_shares]).toEqual(['50000', '100000', '512']);
+        expect(f.cg_pids_max).toBe(String(PIDS));
+        expect(f.cg_devices).toContain('c 1:3 rwm');
+        expect(f.cg_devices).not.toContain('a *:* rwm');
+        expect(f.cgroup_self).toBe('/,'); // a cgroup namespace rooted at the container's cgroup
+      }
+      expect([f.cgroupfs_ro, f.root_write]).toEqual(['ro', 'rw']);
+      expect(f.sys_opts?.split(',')).toContain('ro');
+      expect(f.fds).toBe('0,1,2,3,'); // 3 is ls's own directory
+      expect([f.home, f.cwd, f.oom_score_adj]).toEqual(['/root', '/', '100']);
+    });
+
+    it('runs as the configured user and groups with a read-only root', async () => {
+      const b = await bundleFor({
+        args: ['sh', '-c', PROBE],
+        user: { uid: 1000, gid: 1000, additionalGids: [10, 20] },
+        readonlyRootfs: true,
+        cwd: '/home/work',
+      });
+      try {
+        const r = await runBundle(rt, b);
+        expect(r.code).toBe(0);
+        results[name]!.user = keyValues(r.stdout);
+      } finally {
+        await b.dispose([rt]);
+      }
+      const f = results[name]!.user;
+      expect([f.uid, f.gid, f.groups]).toEqual(['1000', '1000', '1000 10 20']);
+      expect(f.root_write).toBe('ro');
+      expect(f.cwd).toBe('/home/work');
+      expect(f.CapInh).toBe('0000000000000000');
+    });
+
+    it('applies a seccomp profile (filter mode, errno for the listed syscalls)', async () => {
+      const b = await bundleFor({
+        args: ['sh', '-c', `grep Seccomp: /proc/self/status | tr -d '\\t'; mkdir /tmp/blocked 2>&1; echo "mkdir=$?"`],
+        seccomp: {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+          syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+        },
+      });
+      try {
+        const r = await runBundle(rt, b);
+        expect(r.code).toBe(0);
+        results[name]!.seccompOut = r.stdout;
+        results[name]!.seccomp = keyValues(r.stdout.replace('Seccomp:', 'Seccomp='));
+      } finally {
+        await b.dispose([rt]);
+      }
+      expect(results[name]!.seccomp.Seccomp).toBe('2');
+      expect(results[name]!.seccompOut).toMatch(/Operation not permitted/);
+      expect(results[name]!.seccomp.mkdir).toBe('1');
+    });
+
+    it('create / start / state / kill / delete, with the limits visible from the host', async () => {
+      const b = await bundleFor({ args: ['sleep', '30'], memoryBytes: MEMORY, cpuUnits: CPU_UNITS, pidsLimit: PIDS, annotations: { 'berth.task': 't1' } });
+      try {
+        const c = await cli(rt, ['create', '--bundle', b.bundle, '--pid-file', `${b.scratch}/pid`, b.id], { detached: true });
+        expect(c.stderr).toBe('');
+        expect(c.code).toBe(0);
+        const created = await state(rt, b.id);
+        expect(created).toMatchObject({ ociVersion: expect.any(String), id: b.id, status: 'created', bundle: b.bundle });
+        expect(created.pid).toBeGreaterThan(1);
+        expect(created.annotations).toEqual({ 'berth.task': 't1' });
+        if (hostIsCgroupV1()) {
+          const read = (ctl: string, file: string) => readFileSync(`${cgroupDir(b.cgroupsPath, ctl)}/${file}`, 'utf8').trim();
+          expect(read('memory', 'memory.limit_in_bytes')).toBe(String(MEMORY));
+          expect(read('cpu', 'cpu.cfs_quota_us')).toBe('50000');
+          expect(read('pids', 'pids.max')).toBe(String(PIDS));
+          expect(read('pids', 'cgroup.procs')).toBe(String(created.pid));
+        }
+        expect((await cli(rt, ['start', b.id])).code).toBe(0);
+        await waitForStatus(rt, b.id, 'running');
+        // sleep as pid 1 has no handler for TERM: only KILL stops it.
+        expect((await cli(rt, ['kill', b.id, 'KILL'])).code).toBe(0);
+        await waitForStatus(rt, b.id, 'stopped');
+        expect((await cli(rt, ['delete', b.id])).code).toBe(0);
+        expect((await cli(rt, ['state', b.id])).code).not.toBe(0);
+        expect(leftovers(b, rt)).toEqual([]);
+      } finally {
+        await b.dispose([rt]);
+      }
+    });
+
+    it('delete --force kills a running container and removes its cgroups', async () => {
+      const b = await bundleFor({ args: ['sleep', '30'], pidsLimit: PIDS });
+      try {
+        expect((await cli(rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+        await waitForStatus(rt, b.id, 'running');
+        const refused = await cli(rt, ['delete', b.id]);
+        expect(refused.code).not.toBe(0);
+        expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
+        expect(leftovers(b, rt)).toEqual([]);
+      } finally {
+        await b.dispose([rt]);
+      }
+    });
+
+    it('run returns 128+signal when the container is killed', async () => {
+      const b = await bundleFor({ args: ['sleep', '30'] });
+      try {
+        const running = runBundle(rt, b);
+        await waitForStatus(rt, b.id, 'running');
+        expect((await cli(rt, ['kill', b.id, '9'])).code).toBe(0);
+        expect((await running).code).toBe(137);
+        expect(leftovers(b, rt)).toEqual([]);
+      } finally {
+        await b.dispose([rt]);
+      }
+    });
+  });
+}
+
+runtimeSuite(berthRuntime);
+runtimeSuite(runcRuntime);
+
+describe('berth-runtime and runc see the same container', () => {
+  const same = [
+    'pid', 'uid', 'gid', 'hostname', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp',
+    'nofile', 'nofile_hard', 'netdevs', 'kcore_bytes', 'keys_bytes', 'timer_list_bytes', 'acpi_entries',
+    'firmware_entries', 'sysrq_write', 'procsys_write', 'dev_null', 'dev_zero', 'dev_full', 'dev_random',
+    'dev_urandom', 'dev_tty', 'dev_ptmx', 'dev_fd', 'dev_shm', 'dev_pts', 'cg_mem_limit', 'cg_memsw_limit',
+    'cg_cpu_quota', 'cg_cpu_period', 'cg_cpu_shares', 'cg_pids_max', 'cgroup_self', 'cgroupfs_ro',
+    'root_write', 'fds', 'home', 'cwd', 'oom_score_adj',
+  ];
+  it.each(same)('%s', (key) => {
+    const berth = results['berth-runtime']?.probe;
+    const runc = results.runc?.probe;
+    if (!berth?.pid || !runc?.pid) throw new Error('a probe did not run');
+    expect(berth[key], key).toBe(runc[key]);
+  });
+  it('device cgroup: the config allow list (runc adds mknod for all and /dev/net/tun on top)', () => {
+    const berth = results['berth-runtime']!.probe.cg_devices!.split(';').filter(Boolean);
+    const runc = results.runc!.probe.cg_devices!.split(';').filter(Boolean);
+    for (const rule of berth) expect(runc).toContain(rule);
+    expect(runc.filter((r) => !berth.includes(r)).sort()).toEqual(['b *:* m', 'c *:* m', 'c 10:200 rwm']);
+  });
+  it('user, groups and read-only root', () => {
+    for (const key of ['uid', 'gid', 'groups', 'root_write', 'cwd', 'CapEff', 'CapInh', 'home']) {
+      expect(results['berth-runtime']!.user[key], key).toBe(results.runc!.user[key]);
+    }
+  });
+  it('seccomp', () => {
+    expect(results['berth-runtime']!.seccomp).toEqual(results.runc!.seccomp);
+  });
+});
