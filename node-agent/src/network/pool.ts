@@ -40,6 +40,7 @@ export class Pool {
   async take(taskId: string, portMappings: PortMapping[], tasks: RecordStore): Promise<NetworkRecord | undefined> {
     if (this.o.size <= 0 || this.closed) return undefined;
     const record = this.ready.shift();
+    this.failures = 0; // a task asked: try again even after earlier failures
     this.fill();
     if (!record) return undefined;
     const poolId = record.id;
