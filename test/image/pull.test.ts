@@ -81,7 +81,7 @@ describe('pull', () => {
     try {
       const err = await hub.service.pull('busybox').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ImagePullError);
-      expect((err as Error).message).toMatch(/^pull registry-1\.docker\.io\/library\/busybox:latest: /);
+      expect((err as Error).message).toMatch(/^pull registry-1\.docker\.io\/library\/busybox:latest: cannot reach https:\/\/registry-1\.docker\.io: /);
     } finally {
       await hub.cleanup();
     }

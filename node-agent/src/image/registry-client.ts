@@ -210,10 +210,29 @@ export class RegistryClient {
   }
 }
 
+const NETWORK_ERRORS: Record<string, string> = {
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'name lookup failed',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_SOCKET: 'connection closed',
+  CERT_HAS_EXPIRED: 'TLS certificate has expired',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed TLS certificate',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS certificate not trusted',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'not a TLS server (an insecure registry? list it in BERTH_INSECURE_REGISTRIES)',
+};
+
 function describeFetchError(err: unknown, origin: string): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `${origin}: request timed out`;
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `cannot reach ${origin}: request timed out`;
   const cause = e?.cause;
-  if (cause?.code) return `${origin}: ${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` ${cause.message}` : ''}`;
-  return `${origin}: ${cause?.message ?? e?.message ?? String(err)}`;
+  const code = cause?.code;
+  if (code) return `cannot reach ${origin}: ${NETWORK_ERRORS[code] ?? cause?.message ?? code} (${code})`;
+  // fetch() refuses some ports outright (the Fetch standard's "bad ports").
+  const reason = cause?.message ?? e?.message ?? String(err);
+  return `cannot reach ${origin}: ${reason === 'bad port' ? 'fetch refuses this port (a Fetch-standard blocked port); use another port' : reason}`;
 }
