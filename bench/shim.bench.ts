@@ -1,5 +1,9 @@
-// Idle RSS of the per-container monitor: berth-shim vs conmon (Debian's), each
-// watching a `sleep` container of the same bundle under runc, alternating runs.
+// The per-container monitor, berth-shim vs conmon (Debian's), each running the
+// same bundle under runc, alternating runs:
+// - shim_rss_kib: idle RSS while watching a `sleep` container;
+// - shim_log_1m_lines_ms: from launch to the exit record of a container writing
+//   1,000,000 lines to stdout as fast as the monitor takes them (the log pipe's
+//   backpressure makes the monitor the bottleneck).
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
@@ -66,6 +70,64 @@ function shimRequest(stateDir: string, body: unknown): Promise<string> {
   });
 }
 
+/** A container writing LOG_LINES lines of 52 bytes as fast as it can. */
+const LOG_LINES = 1_000_000;
+const LOGGER = ['sh', '-c', `yes "hello world, this is a log line of moderate length" | head -n ${LOG_LINES}`];
+
+/** berth-shim: wall time from launching the shim to exit.json of a container flooding stdout. */
+async function berthShimLogMs(): Promise<number> {
+  const b = await makeBundle({ args: LOGGER });
+  const root = path.join(b.scratch, 'root');
+  const stateDir = path.join(b.scratch, 'state');
+  let started: { shimPid: number; pid: number } | undefined;
+  try {
+    const t0 = process.hrtime.bigint();
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(SHIM, [
+        '--id', b.id, '--bundle', b.bundle, '--runtime', RUNC, '--runtime-root', root,
+        '--state-dir', stateDir, '--log-path', path.join(b.scratch, 'container.log'), '--log-max-bytes', '0',
+      ], (err, out, errOut) => (err ? reject(new Error(`berth-shim: ${errOut}`)) : resolve(out)));
+    });
+    started = JSON.parse(stdout) as { shimPid: number; pid: number };
+    await waitFor(() => readIfExists(path.join(stateDir, 'exit.json')), 'berth-shim exit.json', 120_000);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  } finally {
+    await teardown(b, root, [started?.shimPid, started?.pid]);
+  }
+}
+
+/** conmon: the same container and measure (its log is the CRI text format, unrotated). */
+async function conmonLogMs(): Promise<number> {
+  const b = await makeBundle({ args: LOGGER });
+  const root = path.join(b.scratch, 'root');
+  const exitDir = path.join(b.scratch, 'exit');
+  const conmonPidFile = path.join(b.scratch, 'conmon.pid');
+  const containerPidFile = path.join(b.scratch, 'container.pid');
+  await mkdir(exitDir, { recursive: true });
+  await mkdir(path.join(b.scratch, 'sockets'), { recursive: true });
+  let conmonPid: number | undefined;
+  try {
+    const t0 = process.hrtime.bigint();
+    execFileSync(CONMON, conmonArgs(b, root, exitDir, conmonPidFile, containerPidFile), { stdio: 'pipe' });
+    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file'));
+    await waitFor(() => readIfExists(containerPidFile), 'container pid file');
+    execFileSync(RUNC, ['--root', root, 'start', b.id], { stdio: 'pipe' });
+    await waitFor(async () => ((await readdir(exitDir)).length > 0 ? true : undefined), 'conmon exit file', 120_000);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  } finally {
+    await teardown(b, root, [conmonPid]);
+  }
+}
+
+function conmonArgs(b: TestBundle, root: string, exitDir: string, conmonPidFile: string, containerPidFile: string): string[] {
+  return [
+    '--cid', b.id, '--cuuid', b.id, '--name', 'n', '--runtime', RUNC, '--bundle', b.bundle,
+    '--exit-dir', exitDir, '--log-path', path.join(b.scratch, 'container.log'),
+    '--container-pidfile', containerPidFile, '--conmon-pidfile', conmonPidFile,
+    '--socket-dir-path', path.join(b.scratch, 'sockets'), `--runtime-arg=--root=${root}`,
+  ];
+}
+
 /** berth-shim: start a sleep container, let it settle, read the monitor's RSS. */
 async function berthShimRss(): Promise<number> {
   const b = await makeBundle({ args: ['sleep', '1000'] });
@@ -101,12 +163,7 @@ async function conmonRss(): Promise<number> {
   await mkdir(path.join(b.scratch, 'sockets'), { recursive: true });
   let conmonPid: number | undefined;
   try {
-    execFileSync(CONMON, [
-      '--cid', b.id, '--cuuid', b.id, '--name', 'n', '--runtime', RUNC, '--bundle', b.bundle,
-      '--exit-dir', exitDir, '--log-path', path.join(b.scratch, 'container.log'),
-      '--container-pidfile', containerPidFile, '--conmon-pidfile', conmonPidFile,
-      '--socket-dir-path', path.join(b.scratch, 'sockets'), `--runtime-arg=--root=${root}`,
-    ], { stdio: 'pipe' });
+    execFileSync(CONMON, conmonArgs(b, root, exitDir, conmonPidFile, containerPidFile), { stdio: 'pipe' });
     conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file'));
     await waitFor(() => readIfExists(containerPidFile), 'container pid file');
     execFileSync(RUNC, ['--root', root, 'start', b.id], { stdio: 'pipe' });
@@ -123,15 +180,26 @@ async function conmonRss(): Promise<number> {
 const bench: Benchmark = async () => {
   execFileSync('make', ['-s', '-C', path.join(repo, 'native'), 'shim'], { stdio: 'pipe' });
   const haveConmon = existsSync(CONMON);
-  const result = await alternate(berthShimRss, haveConmon ? conmonRss : null, { runs: RUNS, warmup: 1 });
-  return [{
-    figure: 'shim_rss_kib',
-    unit: 'KiB',
-    berth: median(result.berth),
-    reference: haveConmon ? median(result.reference) : null,
-    referenceName: 'conmon',
-    runs: RUNS,
-  }];
+  const rss = await alternate(berthShimRss, haveConmon ? conmonRss : null, { runs: RUNS, warmup: 1 });
+  const logs = await alternate(berthShimLogMs, haveConmon ? conmonLogMs : null, { runs: 5, warmup: 1 });
+  return [
+    {
+      figure: 'shim_rss_kib',
+      unit: 'KiB',
+      berth: median(rss.berth),
+      reference: haveConmon ? median(rss.reference) : null,
+      referenceName: 'conmon',
+      runs: RUNS,
+    },
+    {
+      figure: 'shim_log_1m_lines_ms',
+      unit: 'ms',
+      berth: median(logs.berth),
+      reference: haveConmon ? median(logs.reference) : null,
+      referenceName: 'conmon',
+      runs: 5,
+    },
+  ];
 };
 
 export default bench;

@@ -14,6 +14,11 @@
 /* A record: fixed prefix and suffix, the escaped text, a newline. */
 #define RECORD_MAX (JSON_ESCAPED_MAX(LOG_LINE_MAX) + 160)
 
+/* Records are batched and written with one write(2) per read from the pipes
+ * (or once LOG_BATCH_FLUSH bytes are pending): each write holds whole lines. */
+#define LOG_BATCH_FLUSH 65536
+static char batch_buffer[LOG_BATCH_FLUSH + RECORD_MAX];
+
 static int open_log(struct log_file *lf, int extra_flags, shim_error_t *err)
 {
   struct stat st;
@@ -39,11 +44,17 @@ int log_file_open(struct log_file *lf, const char *path, uint64_t max_bytes,
   lf->max_bytes = max_bytes;
   lf->max_files = max_files ? max_files : 1;
   lf->dropped = 0;
+  lf->batch = batch_buffer;
+  lf->batch_len = 0;
+  lf->batch_records = 0;
   return open_log(lf, 0, err);
 }
 
 void log_file_close(struct log_file *lf)
 {
+  shim_error_t err;
+
+  (void) log_file_flush(lf, &err);
   if (lf->fd >= 0)
     close(lf->fd);
   lf->fd = -1;
@@ -55,7 +66,9 @@ static int rotate(struct log_file *lf, shim_error_t *err)
 {
   char from[PATH_MAX], to[PATH_MAX];
 
-  log_file_close(lf);
+  if (lf->fd >= 0)
+    close(lf->fd);
+  lf->fd = -1;
   for (unsigned k = lf->max_files - 1; k >= 2; k--)
     {
       snprintf(from, sizeof from, "%s.%u", lf->path, k - 1);
@@ -91,34 +104,72 @@ static int write_all(int fd, const char *p, size_t n)
   return 0;
 }
 
+/* Appends a NUL-terminated string to a record being built. */
+static inline void append(char *record, size_t *len, const char *s)
+{
+  size_t n = strlen(s);
+  memcpy(record + *len, s, n);
+  *len += n;
+}
+
+/* Writes the batched records with one write(2) and empties the batch. */
+int log_file_flush(struct log_file *lf, shim_error_t *err)
+{
+  if (lf->batch_len == 0)
+    return 0;
+  if (lf->fd < 0 && rotate(lf, err) < 0)
+    goto drop;
+  if (write_all(lf->fd, lf->batch, lf->batch_len) < 0)
+    {
+      shim_error(err, errno, "write log file %s", lf->path);
+      goto drop;
+    }
+  lf->size += lf->batch_len;
+  lf->batch_len = 0;
+  lf->batch_records = 0;
+  return 0;
+
+drop:
+  lf->dropped += lf->batch_records;
+  lf->batch_len = 0;
+  lf->batch_records = 0;
+  return -1;
+}
+
 int log_file_append(struct log_file *lf, const char *stream, const char *text,
                     size_t n, bool partial, shim_error_t *err)
 {
-  static char record[RECORD_MAX];
   char ts[RFC3339NANO_LEN];
   struct timespec now = time_now();
-  size_t len;
+  char *record = lf->batch + lf->batch_len;
+  size_t len = 0;
 
   if (n > LOG_LINE_MAX)
     n = LOG_LINE_MAX;
   time_format_rfc3339nano(&now, ts);
-  len = (size_t) snprintf(record, RECORD_MAX, "{\"time\":\"%s\",\"stream\":\"%s\",\"log\":\"", ts, stream);
+  append(record, &len, "{\"time\":\"");
+  append(record, &len, ts);
+  append(record, &len, "\",\"stream\":\"");
+  append(record, &len, stream);
+  append(record, &len, "\",\"log\":\"");
   len += json_escape(record + len, text, n);
-  memcpy(record + len, partial ? "\",\"partial\":true}\n" : "\"}\n", partial ? 18 : 3);
-  len += partial ? 18 : 3;
+  append(record, &len, partial ? "\",\"partial\":true}\n" : "\"}\n");
 
-  if (lf->fd < 0 || (lf->max_bytes > 0 && lf->size > 0 && lf->size + len > lf->max_bytes))
-    if (rotate(lf, err) < 0)
-      {
-        lf->dropped++;
-        return -1;
-      }
-  if (write_all(lf->fd, record, len) < 0)
+  if (lf->max_bytes > 0 && lf->size + lf->batch_len > 0 && lf->size + lf->batch_len + len > lf->max_bytes)
     {
-      lf->dropped++;
-      return shim_error(err, errno, "write log file %s", lf->path);
+      /* the records before this one end the current file */
+      int r = log_file_flush(lf, err);
+      if (rotate(lf, err) < 0 || r < 0)
+        {
+          lf->dropped++;
+          return -1;
+        }
+      memmove(lf->batch, record, len);
     }
-  lf->size += len;
+  lf->batch_len += len;
+  lf->batch_records++;
+  if (lf->batch_len >= LOG_BATCH_FLUSH)
+    return log_file_flush(lf, err);
   return 0;
 }
 
@@ -136,15 +187,23 @@ static void emit(struct log_stream *s, struct log_file *lf, const char *text, si
   (void) log_file_append(lf, s->name, text, n, partial, &err);
 }
 
-/* Writes every complete line in buf and, when the buffer is full, a partial
- * piece (cut before a split UTF-8 character); keeps the rest at the front. */
+static void flush_batch(struct log_file *lf)
+{
+  shim_error_t err;
+  (void) log_file_flush(lf, &err);
+}
+
+/* Writes every complete line in buf and every LOG_LINE_MAX piece of a longer
+ * one (cut before a split UTF-8 character); keeps the rest at the front. */
 static void flush_lines(struct log_stream *s, struct log_file *lf)
 {
   size_t start = 0;
 
   for (;;)
     {
-      char *nl = memchr(s->buf + start, '\n', s->len - start);
+      size_t avail = s->len - start;
+      size_t window = avail < LOG_LINE_MAX ? avail : LOG_LINE_MAX;
+      char *nl = memchr(s->buf + start, '\n', window);
       if (nl)
         {
           size_t end = (size_t) (nl - s->buf) + 1;
@@ -152,11 +211,12 @@ static void flush_lines(struct log_stream *s, struct log_file *lf)
           start = end;
           continue;
         }
-      if (start == 0 && s->len == LOG_LINE_MAX)
+      if (avail >= LOG_LINE_MAX)
         {
-          size_t cut = LOG_LINE_MAX - utf8_incomplete_tail(s->buf, LOG_LINE_MAX);
-          emit(s, lf, s->buf, cut, true);
-          start = cut;
+          size_t cut = LOG_LINE_MAX - utf8_incomplete_tail(s->buf + start, LOG_LINE_MAX);
+          emit(s, lf, s->buf + start, cut, true);
+          start += cut;
+          continue;
         }
       break;
     }
@@ -174,7 +234,7 @@ enum log_read_result log_stream_read(struct log_stream *s, struct log_file *lf)
   if (s->fd < 0)
     return LOG_READ_EOF;
   do
-    r = read(s->fd, s->buf + s->len, LOG_LINE_MAX - s->len);
+    r = read(s->fd, s->buf + s->len, LOG_STREAM_BUF - s->len);
   while (r < 0 && errno == EINTR);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return LOG_READ_AGAIN;
@@ -186,10 +246,12 @@ enum log_read_result log_stream_read(struct log_stream *s, struct log_file *lf)
       if (s->len > 0)
         emit(s, lf, s->buf, s->len, true);
       s->len = 0;
+      flush_batch(lf);
       return LOG_READ_EOF;
     }
   s->len += (size_t) r;
   flush_lines(s, lf);
+  flush_batch(lf);
   return LOG_READ_DATA;
 }
 
@@ -202,5 +264,6 @@ void log_stream_drain(struct log_stream *s, struct log_file *lf)
     {
       emit(s, lf, s->buf, s->len, true);
       s->len = 0;
+      flush_batch(lf);
     }
 }
