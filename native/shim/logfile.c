@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,7 +18,7 @@
 /* Records are batched and written with one write(2) per read from the pipes
  * (or once LOG_BATCH_FLUSH bytes are pending): each write holds whole lines. */
 #define LOG_BATCH_FLUSH 65536
-static char batch_buffer[LOG_BATCH_FLUSH + RECORD_MAX];
+static char batch_buffer[LOG_BATCH_FLUSH + RECORD_MAX] __attribute__((aligned(4096)));
 
 static int open_log(struct log_file *lf, int extra_flags, shim_error_t *err)
 {
@@ -266,4 +267,25 @@ void log_stream_drain(struct log_stream *s, struct log_file *lf)
       s->len = 0;
       flush_batch(lf);
     }
+}
+
+/* Gives the pages of buf past its first `keep` bytes back to the kernel. */
+static void release_tail(char *buf, size_t keep, size_t cap)
+{
+  uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+  uintptr_t start = ((uintptr_t) buf + keep + page - 1) & ~(page - 1);
+  uintptr_t end = ((uintptr_t) buf + cap) & ~(page - 1);
+
+  if (end > start)
+    (void) madvise((void *) start, end - start, MADV_DONTNEED);
+}
+
+void log_release_memory(struct log_file *lf, struct log_stream *const *streams, size_t n)
+{
+  shim_error_t err;
+
+  (void) log_file_flush(lf, &err);
+  release_tail(lf->batch, 0, LOG_BATCH_FLUSH + RECORD_MAX);
+  for (size_t i = 0; i < n; i++)
+    release_tail(streams[i]->buf, streams[i]->len, LOG_STREAM_BUF);
 }

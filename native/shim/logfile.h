@@ -49,7 +49,7 @@ struct log_stream
   const char *name; /* "stdout" or "stderr" */
   int fd;           /* read end, non-blocking; -1 once at EOF */
   size_t len;
-  char buf[LOG_STREAM_BUF];
+  char buf[LOG_STREAM_BUF] __attribute__((aligned(4096)));
 };
 
 void log_stream_init(struct log_stream *s, const char *name, int fd);
@@ -68,5 +68,9 @@ enum log_read_result log_stream_read(struct log_stream *s, struct log_file *lf);
 /* Reads until nothing is available or EOF, then writes what is left of an
  * unfinished line as a partial record. For after the container has exited. */
 void log_stream_drain(struct log_stream *s, struct log_file *lf);
+
+/* After a burst of output: returns the buffers' unused pages to the kernel so
+ * an idle shim stays small (they are touched again only by the next burst). */
+void log_release_memory(struct log_file *lf, struct log_stream *const *streams, size_t n);
 
 #endif

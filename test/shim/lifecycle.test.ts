@@ -125,6 +125,16 @@ describe.each(RUNTIMES)('berth-shim lifecycle ($name)', (runtime) => {
     const rss = await rssKiB(started.shimPid);
     expect(rss).toBeLessThan(1024);
   });
+
+  it('is back under 1 MiB of RSS once a burst of output is over', async () => {
+    const run = await ctx.prepare({
+      args: ['sh', '-c', 'yes "a line of output" | head -n 200000; head -c 100000 /dev/zero | tr "\\0" "\\001" >&2; echo done; exec sleep 1000'],
+    });
+    const started = await ctx.start(run);
+    await until(async () => ((await readFile(run.logPath, 'utf8')).includes('"log":"done\\n"') ? true : undefined), 'the burst to be logged');
+    await new Promise((r) => setTimeout(r, 1500)); // the shim releases its buffers after 1 s without output
+    expect(await rssKiB(started.shimPid)).toBeLessThan(1024);
+  });
 });
 
 describe('berth-shim with a runtime that fails its own way', () => {
