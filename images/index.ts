@@ -6,4 +6,5 @@ export { buildImage, buildIndex, sha256, type BuildImageOptions, type BuiltImage
 export { buildLayer, layerTar, type BuiltLayer, type Compression, type FileSpec, type LayerSource, type LayerSpec } from './lib/layer.ts';
 export { pushImage, type PushOptions, type PushResult } from './lib/push.ts';
 export { writeTar, type TarWriteEntry } from './lib/tar-writer.ts';
-export { busyboxImage, busyboxFiles, nodeImage, nodeFiles } from './lib/recipes.ts';
+export { busyboxImage, busyboxFiles, nodeImage, nodeFiles, sharedLibraries } from './lib/recipes.ts';
+export { buildImageCached, cacheKey, defaultCacheDir } from './lib/cache.ts';

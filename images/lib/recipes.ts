@@ -2,8 +2,8 @@
 // the host's node with the shared libraries it needs.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import type { BuildImageOptions, BuiltImage } from './image.ts';
-import { buildImage } from './image.ts';
+import { buildImageCached } from './cache.ts';
+import { buildImage, type BuildImageOptions, type BuiltImage } from './image.ts';
 import type { FileSpec } from './layer.ts';
 
 export const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n';
@@ -28,8 +28,11 @@ export function busyboxFiles(busybox = '/bin/busybox'): Record<string, FileSpec>
   return files;
 }
 
-export function busyboxImage(options: Partial<BuildImageOptions> = {}): Promise<BuiltImage> {
-  return buildImage({ layers: [{ files: busyboxFiles() }], config: { Cmd: ['sh'] }, ...options });
+/** Built once per machine (see cache.ts) unless `cache: false`. */
+export function busyboxImage(options: Partial<BuildImageOptions> & { cache?: boolean } = {}): Promise<BuiltImage> {
+  const { cache = true, ...rest } = options;
+  const build = { layers: [{ files: busyboxFiles() }], config: { Cmd: ['sh'] }, ...rest };
+  return cache ? buildImageCached(build) : buildImage(build);
 }
 
 /** The shared libraries and loader `ldd` lists for a binary (real files, at the paths the binary asks for). */
@@ -50,6 +53,9 @@ export function nodeFiles(node = '/usr/bin/node'): Record<string, FileSpec> {
   return files;
 }
 
-export function nodeImage(options: Partial<BuildImageOptions> = {}): Promise<BuiltImage> {
-  return buildImage({ layers: [{ files: nodeFiles() }], config: { Entrypoint: ['node'] }, ...options });
+/** Built once per machine (see cache.ts) unless `cache: false`. */
+export function nodeImage(options: Partial<BuildImageOptions> & { cache?: boolean } = {}): Promise<BuiltImage> {
+  const { cache = true, ...rest } = options;
+  const build = { layers: [{ files: nodeFiles() }], config: { Entrypoint: ['node'] }, ...rest };
+  return cache ? buildImageCached(build) : buildImage(build);
 }

@@ -58,8 +58,8 @@ describe('pull', () => {
   });
 
   it('builds deterministically: same inputs, same digests', async () => {
-    const a = await busyboxImage();
-    const b = await busyboxImage();
+    const a = await busyboxImage({ cache: false });
+    const b = await busyboxImage({ cache: false });
     expect(a.digest).toBe(b.digest);
     expect(a.layers[0]!.digest).toBe(b.layers[0]!.digest);
   });
@@ -84,6 +84,16 @@ describe('pull', () => {
       expect((err as Error).message).toMatch(/^pull registry-1\.docker\.io\/library\/busybox:latest: cannot reach https:\/\/registry-1\.docker\.io: /);
     } finally {
       await hub.cleanup();
+    }
+  });
+
+  it('uses plain HTTP only for loopback and configured insecure registries', async () => {
+    const insecure = await makeStore({ insecureRegistries: ['registry.invalid:5000'] });
+    try {
+      await expect(insecure.service.pull('registry.invalid:5000/x:y')).rejects.toThrow(/cannot reach http:\/\/registry\.invalid:5000: /);
+      await expect(insecure.service.pull('other.invalid:5000/x:y')).rejects.toThrow(/cannot reach https:\/\/other\.invalid:5000: /);
+    } finally {
+      await insecure.cleanup();
     }
   });
 });
