@@ -39,8 +39,8 @@ main (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "root", required_argument, 0, 'r' },     { "log", required_argument, 0, 'l' },
-    { "log-format", required_argument, 0, 'F' }, { "debug", no_argument, 0, 'D' },
-    { "systemd-cgroup", no_argument, 0, 's' }, { "rootless", required_argument, 0, 'R' },
+    { "log-format", required_argument, 0, 'F' }, { "debug", optional_argument, 0, 'D' },
+    { "systemd-cgroup", optional_argument, 0, 's' }, { "rootless", required_argument, 0, 'R' },
     { "criu", required_argument, 0, 'C' },     { "version", no_argument, 0, 'v' },
     { "help", no_argument, 0, 'h' },           { 0, 0, 0, 0 },
   };
@@ -57,7 +57,7 @@ main (int argc, char **argv)
       case 'r': g.root = optarg; break;
       case 'l': log_path = optarg; break;
       case 'F': log_format = optarg; break;
-      case 'D': debug = 1; break;
+      case 'D': debug = !(optarg && strcmp (optarg, "false") == 0); break;
       case 's': /* accepted: cgroups are managed through cgroupfs */
       case 'R':
       case 'C': break;
