@@ -14,8 +14,7 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
-/* Reads the "oom_kill N" line of a counter file. */
-static int read_counter(const char *path, uint64_t *out)
+int oom_read_counter(const char *path, uint64_t *out)
 {
   char buf[1024];
   shim_error_t err;
@@ -32,18 +31,11 @@ static int read_counter(const char *path, uint64_t *out)
   return -1;
 }
 
-/* From /proc/<pid>/cgroup: the v1 path of the memory controller and the v2
- * ("0::") path. */
-static void find_paths(pid_t pid, char *v1, char *v2, size_t cap)
+void oom_parse_proc_cgroup(char *buf, char *v1, char *v2, size_t cap)
 {
-  char path[64], buf[8192];
-  shim_error_t err;
   char *line, *save = NULL;
 
   v1[0] = v2[0] = '\0';
-  snprintf(path, sizeof path, "/proc/%d/cgroup", (int) pid);
-  if (read_file(path, buf, sizeof buf, &err) < 0)
-    return;
   for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
     {
       char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -102,16 +94,22 @@ void oom_watch_init(struct oom_watch *w, pid_t pid)
   char v1[PATH_MAX], v2[PATH_MAX], dir[PATH_MAX];
   const char *const v2_roots[] = { CGROUP_ROOT, CGROUP_ROOT "/unified" };
 
+  char proc_path[64], buf[8192];
+  shim_error_t err;
+
   memset(w, 0, sizeof *w);
   w->fd = -1;
-  find_paths(pid, v1, v2, sizeof v1);
+  snprintf(proc_path, sizeof proc_path, "/proc/%d/cgroup", (int) pid);
+  if (read_file(proc_path, buf, sizeof buf, &err) < 0)
+    return;
+  oom_parse_proc_cgroup(buf, v1, v2, sizeof v1);
 
   if (v1[0] && snprintf(dir, sizeof dir, "%s/memory%s", CGROUP_ROOT, v1) < (int) sizeof dir
       && snprintf(w->counter_path, sizeof w->counter_path, "%s/memory.oom_control", dir) < (int) sizeof w->counter_path
       && access(w->counter_path, R_OK) == 0)
     {
       w->kind = OOM_V1;
-      w->have_counter = read_counter(w->counter_path, &w->baseline) == 0;
+      w->have_counter = oom_read_counter(w->counter_path, &w->baseline) == 0;
       w->latest = w->baseline;
       watch_v1(w, dir);
       return;
@@ -122,7 +120,7 @@ void oom_watch_init(struct oom_watch *w, pid_t pid)
           || access(w->counter_path, R_OK) != 0)
         continue;
       w->kind = OOM_V2;
-      w->have_counter = read_counter(w->counter_path, &w->baseline) == 0;
+      w->have_counter = oom_read_counter(w->counter_path, &w->baseline) == 0;
       w->latest = w->baseline;
       watch_v2(w);
       return;
@@ -134,7 +132,7 @@ static void refresh(struct oom_watch *w)
 {
   uint64_t v;
 
-  if (w->have_counter && read_counter(w->counter_path, &v) == 0 && v > w->latest)
+  if (w->have_counter && oom_read_counter(w->counter_path, &v) == 0 && v > w->latest)
     w->latest = v;
 }
 

@@ -42,4 +42,11 @@ bool oom_watch_killed(struct oom_watch *w);
 
 void oom_watch_close(struct oom_watch *w);
 
+/* Exposed for the unit tests. */
+/* The memory controller's v1 path and the v2 ("0::") path from the text of
+ * /proc/<pid>/cgroup (modified in place); "" when absent. */
+void oom_parse_proc_cgroup(char *text, char *v1, char *v2, size_t cap);
+/* The N of the "oom_kill N" line of memory.oom_control or memory.events. */
+int oom_read_counter(const char *path, uint64_t *out);
+
 #endif

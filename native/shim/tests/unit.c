@@ -16,6 +16,7 @@
 #include "../fsutil.h"
 #include "../json.h"
 #include "../logfile.h"
+#include "../oom.h"
 
 static int passed, failed;
 
@@ -240,6 +241,38 @@ static void test_exit_record(void)
   CHECK(access(tmp, F_OK) < 0);
 }
 
+static void test_oom_parsing(void)
+{
+  char v1[PATH_MAX], v2[PATH_MAX], path[PATH_MAX];
+  char hybrid[] = "12:pids:/berth/x\n4:cpu,memory:/berth/x\n1:name=systemd:/\n0::/\n";
+  char unified[] = "0::/system.slice/berth-x.scope\n";
+  char nomem[] = "3:cpu:/a\n";
+  uint64_t n = 0;
+  FILE *f;
+
+  oom_parse_proc_cgroup(hybrid, v1, v2, sizeof v1);
+  CHECK(strcmp(v1, "/berth/x") == 0 && strcmp(v2, "/") == 0);
+  oom_parse_proc_cgroup(unified, v1, v2, sizeof v1);
+  CHECK(v1[0] == '\0' && strcmp(v2, "/system.slice/berth-x.scope") == 0);
+  oom_parse_proc_cgroup(nomem, v1, v2, sizeof v1);
+  CHECK(v1[0] == '\0' && v2[0] == '\0');
+
+  snprintf(path, sizeof path, "%s/memory.events", dir);
+  f = fopen(path, "w");
+  fputs("low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n", f);
+  fclose(f);
+  CHECK(oom_read_counter(path, &n) == 0 && n == 2);
+  snprintf(path, sizeof path, "%s/memory.oom_control", dir);
+  f = fopen(path, "w");
+  fputs("oom_kill_disable 0\nunder_oom 0\noom_kill 7\n", f);
+  fclose(f);
+  CHECK(oom_read_counter(path, &n) == 0 && n == 7);
+  f = fopen(path, "w");
+  fputs("oom_kill_disable 0\nunder_oom 0\n", f); /* kernel < 4.13 */
+  fclose(f);
+  CHECK(oom_read_counter(path, &n) == -1);
+}
+
 int main(void)
 {
   if (!mkdtemp(dir))
@@ -253,6 +286,7 @@ int main(void)
   test_log_lines();
   test_rotation();
   test_exit_record();
+  test_oom_parsing();
   {
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
