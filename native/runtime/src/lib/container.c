@@ -90,13 +90,13 @@ write_id_maps (pid_t pid, const struct spec *s, berth_error_t *err)
 static int
 listen_exec_socket (const char *path, berth_error_t *err)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct sockaddr_un addr;
   cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cleanup_close int dirfd = -1;
   if (fd < 0)
     return berth_make_error (err, errno, "socket");
-  if (strlen (path) >= sizeof (addr.sun_path))
-    return berth_make_error (err, ENAMETOOLONG, "exec socket `%s`", path);
-  strcpy (addr.sun_path, path);
+  if (unix_addr (path, &addr, &dirfd, err) < 0)
+    return -1;
   if (bind (fd, (struct sockaddr *) &addr, sizeof (addr)) < 0 || listen (fd, 1) < 0)
     return berth_make_error (err, errno, "exec socket `%s`", path);
   chmod (path, 0600);

@@ -25,7 +25,8 @@ container_start (const char *root, const char *id, berth_error_t *err)
   cleanup_state struct container_state *st = NULL;
   cleanup_free char *sock = NULL;
   cleanup_close int fd = -1;
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct sockaddr_un addr;
+  cleanup_close int dirfd = -1;
   enum container_status status;
   char c;
 
@@ -38,7 +39,8 @@ container_start (const char *root, const char *id, berth_error_t *err)
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return berth_make_error (err, errno, "socket");
-  strcpy (addr.sun_path, sock);
+  if (unix_addr (sock, &addr, &dirfd, err) < 0)
+    return -1;
   if (connect (fd, (struct sockaddr *) &addr, sizeof (addr)) < 0)
     return berth_make_error (err, errno, "start container `%s`", id);
   unlink (sock);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 void
@@ -204,6 +206,32 @@ int
 remove_tree (const char *path)
 {
   return remove_tree_at (AT_FDCWD, path);
+}
+
+int
+unix_addr (const char *path, struct sockaddr_un *addr, int *dirfd, berth_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  const char *base;
+
+  memset (addr, 0, sizeof (*addr));
+  addr->sun_family = AF_UNIX;
+  *dirfd = -1;
+  if (strlen (path) < sizeof (addr->sun_path))
+    {
+      strcpy (addr->sun_path, path);
+      return 0;
+    }
+  base = strrchr (path, '/');
+  if (base == NULL)
+    return berth_make_error (err, ENAMETOOLONG, "socket `%s`", path);
+  dir = strndup (path, base - path);
+  *dirfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (*dirfd < 0)
+    return berth_make_error (err, errno, "open `%s`", dir);
+  if (snprintf (addr->sun_path, sizeof (addr->sun_path), "/proc/self/fd/%d%s", *dirfd, base) >= (int) sizeof (addr->sun_path))
+    return berth_make_error (err, ENAMETOOLONG, "socket `%s`", path);
+  return 0;
 }
 
 bool

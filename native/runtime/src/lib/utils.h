@@ -41,5 +41,9 @@ int remove_tree (const char *path);
 bool has_prefix (const char *s, const char *prefix);
 /* The /proc/self/fd/N path of an fd, in `buf` (at least 32 bytes). */
 const char *fd_path (int fd, char *buf);
+/* A sockaddr_un for `path`; long paths go through /proc/self/fd of their directory
+ * (sun_path holds 108 bytes). *dirfd is set when used and must be closed after. */
+struct sockaddr_un;
+int unix_addr (const char *path, struct sockaddr_un *addr, int *dirfd, berth_error_t *err);
 
 #endif
