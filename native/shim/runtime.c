@@ -18,22 +18,6 @@
 /* A runtime verb that takes longer is killed (the agent gives up after 60 s). */
 #define RUNTIME_TIMEOUT_S 50
 
-/* The verb in a runtime argv: the first word after the global options. */
-static const char *verb_of(const char **argv)
-{
-  for (size_t i = 1; argv[i]; i++)
-    {
-      if (strcmp(argv[i], "--root") == 0 || strcmp(argv[i], "--log") == 0 || strcmp(argv[i], "--log-format") == 0)
-        {
-          if (argv[i + 1])
-            i++;
-          continue;
-        }
-      return argv[i];
-    }
-  return "";
-}
-
 void reset_signals_for_exec(void)
 {
   sigset_t none;
@@ -76,7 +60,7 @@ static size_t build_argv(const struct runtime *rt, const char **argv, const char
 
 /* Forks and execs argv with the given stdio, waits for it (killing it after
  * RUNTIME_TIMEOUT_S). Returns the wait status or -1. SIGCHLD must be blocked. */
-static int spawn_wait(const char **argv, int in_fd, int out_fd, int err_fd, shim_error_t *err)
+static int spawn_wait(const char **argv, const char *verb_name, int in_fd, int out_fd, int err_fd, shim_error_t *err)
 {
   struct timespec deadline, now;
   sigset_t chld;
@@ -112,7 +96,7 @@ static int spawn_wait(const char **argv, int in_fd, int out_fd, int err_fd, shim
           kill(pid, SIGKILL);
           while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
-          return shim_error(err, 0, "%s %s: no answer in %d s, killed", argv[0], verb_of(argv), RUNTIME_TIMEOUT_S);
+          return shim_error(err, 0, "%s %s: no answer in %d s, killed", argv[0], verb_name, RUNTIME_TIMEOUT_S);
         }
       /* sleep until a child changes state, at most 100 ms */
       struct timespec tick = { 0, 100 * 1000 * 1000 };
@@ -216,7 +200,7 @@ static int run_verb(const struct runtime *rt, const char *verb_name, const char 
       err_read_fd = pfd[0];
     }
   build_argv(rt, argv, verb);
-  st = spawn_wait(argv, null_fd, out_fd < 0 ? null_fd : out_fd, err_fd, err);
+  st = spawn_wait(argv, verb_name, null_fd, out_fd < 0 ? null_fd : out_fd, err_fd, err);
   if (pfd[1] >= 0)
     close(pfd[1]);
   if (st < 0)
