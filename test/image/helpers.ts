@@ -35,3 +35,13 @@ export async function makeStore(options: Partial<ImageServiceOptions> = {}): Pro
     },
   };
 }
+
+/** Whatever is left in the store's temp dirs (downloads and unpacks in progress). */
+export async function tmpLeftovers(root: string): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  const out: string[] = [];
+  for (const dir of await readdir(path.join(root, 'tmp'))) {
+    for (const name of await readdir(path.join(root, 'tmp', dir))) out.push(`${dir}/${name}`);
+  }
+  return out;
+}

@@ -141,6 +141,20 @@ describe('layers', () => {
     }
   });
 
+  it('mounts an image that lists the same layer twice', async () => {
+    const same = { files: { 'same.txt': 'same\n' } };
+    const image = await buildImage({ layers: [same, { files: { 'same.txt': { type: 'whiteout' as const }, 'mid.txt': 'mid\n' } }, same] });
+    expect(image.layers[0]!.digest).toBe(image.layers[2]!.digest);
+    await pushImage(registry.host, 'test/twice', 'v1', image);
+    const pulled = await store.service.pull(`${registry.host}/test/twice:v1`);
+    const rootfs = await store.service.mountRootfs('twice-1', pulled);
+    try {
+      expect((await readdir(rootfs)).sort()).toEqual(['mid.txt', 'same.txt']);
+    } finally {
+      await store.service.removeRootfs('twice-1');
+    }
+  });
+
   it('refuses image volumes that climb out of the root', async () => {
     const image = await buildImage({ layers: [{ files: { x: 'x' } }], config: { Volumes: ['/../../etc'] } });
     await pushImage(registry.host, 'test/volume', 'v1', image);

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { buildImage, pushImage, type LayerSpec, type TarWriteEntry } from '../../images/index.ts';
 import { ImagePullError } from '../../node-agent/src/image/index.ts';
 import { startRegistry, type TestRegistry } from '../harness/registry.ts';
-import { makeStore, type TestStore } from './helpers.ts';
+import { makeStore, tmpLeftovers, type TestStore } from './helpers.ts';
 
 let registry: TestRegistry;
 let store: TestStore;
@@ -51,7 +51,7 @@ async function pullOf(...layers: TarWriteEntry[][]): Promise<Error> {
   const err = await store.service.pull(`${registry.host}/${repo}:v1`).then(() => null, (e: unknown) => e as Error);
   expect(err).toBeInstanceOf(ImagePullError);
   // Nothing half-unpacked is left where it could be used.
-  expect(await readdir(path.join(store.root, 'tmp'))).toEqual([]);
+  expect(await tmpLeftovers(store.root)).toEqual([]);
   return err!;
 }
 

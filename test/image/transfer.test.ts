@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, pushImage, type BuiltImage } from '../../images/index.ts';
 import { ImagePullError, type PullProgress } from '../../node-agent/src/image/index.ts';
 import { startRegistry, type TestRegistry } from '../harness/registry.ts';
-import { makeStore, type TestStore } from './helpers.ts';
+import { makeStore, tmpLeftovers, type TestStore } from './helpers.ts';
 import { startProxy, type TestProxy } from './proxy.ts';
 
 let registry: TestRegistry;
@@ -72,7 +72,7 @@ describe('transfers', () => {
     const hex = victim.slice('sha256:'.length);
     expect(await readdir(path.join(store.root, 'blobs/sha256'))).not.toContain(hex);
     expect(await readdir(path.join(store.root, 'l'))).not.toContain(image.layers[0]!.diffID.slice(7, 19));
-    expect(await readdir(path.join(store.root, 'tmp'))).toEqual([]);
+    expect(await tmpLeftovers(store.root)).toEqual([]);
   });
 
   it('refuses a config whose bytes do not match its digest', async () => {

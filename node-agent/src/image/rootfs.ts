@@ -45,7 +45,9 @@ export async function mountOverlay(root: string, containerDir: string, layers: s
     const r = path.relative(root, p);
     return r.startsWith('..') || path.isAbsolute(r) ? p : r;
   };
-  let lower = [...layers].reverse().map(rel);
+  // A layer listed twice is shown by its topmost copy alone (overlayfs refuses
+  // the same directory twice, and the lower copy adds nothing the upper does not).
+  let lower = [...new Set([...layers].reverse().map(rel))];
   if (lower.length === 0) {
     const empty = path.join(root, 'l', 'empty');
     await fs.mkdir(empty, { recursive: true, mode: 0o755 });

@@ -111,23 +111,42 @@ export class BlobWriter {
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class Store {
-  readonly root: string;
-  constructor(root: string) {
-    this.root = root;
+  /** Layer records read or written by this process, by diffID. */
+  private readonly layers = new Map<string, LayerRecord>();
+  private readonly tmpDir: string;
+  constructor(readonly root: string) {
+    this.tmpDir = path.join(root, 'tmp', `${process.pid}-${randomBytes(4).toString('hex')}`);
   }
 
   async init(): Promise<void> {
     for (const d of ['blobs/sha256', 'l', 'meta/layers', 'images', 'containers']) {
       await fs.mkdir(path.join(this.root, d), { recursive: true });
     }
-    // Whatever a previous run left half-done is never used: start tmp/ afresh.
-    await fs.rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
-    await fs.mkdir(path.join(this.root, 'tmp'), { recursive: true });
+    // Each service keeps its work in progress in tmp/<pid>-<random>/. What a process
+    // that is gone left half-done is never used: removed here.
+    const tmp = path.join(this.root, 'tmp');
+    await fs.mkdir(tmp, { recursive: true });
+    for (const name of await fs.readdir(tmp)) {
+      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+      if (pid && pid !== process.pid && processAlive(pid)) continue;
+      if (pid === process.pid) continue; // another service in this process: its own
+      await fs.rm(path.join(tmp, name), { recursive: true, force: true });
+    }
+    await fs.mkdir(this.tmpDir, { recursive: true });
   }
 
   tmpPath(prefix: string): string {
-    return path.join(this.root, 'tmp', `${prefix}-${randomBytes(8).toString('hex')}`);
+    return path.join(this.tmpDir, `${prefix}-${randomBytes(8).toString('hex')}`);
   }
 
   blobPath(digest: string): string {
@@ -165,19 +184,23 @@ export class Store {
 
   async readLayer(diffID: string): Promise<LayerRecord | undefined> {
     try {
-      const record = JSON.parse(await fs.readFile(this.layerMetaPath(diffID), 'utf8')) as LayerRecord;
+      const record = this.layers.get(diffID) ?? (JSON.parse(await fs.readFile(this.layerMetaPath(diffID), 'utf8')) as LayerRecord);
       await fs.access(this.layerDir(record.dir));
+      this.layers.set(diffID, record);
       return record;
     } catch {
+      this.layers.delete(diffID);
       return undefined;
     }
   }
 
   async writeLayer(record: LayerRecord): Promise<void> {
     await writeJsonAtomic(this, this.layerMetaPath(record.diffID), record);
+    this.layers.set(record.diffID, record);
   }
 
   async deleteLayerMeta(diffID: string): Promise<void> {
+    this.layers.delete(diffID);
     await fs.rm(this.layerMetaPath(diffID), { force: true });
   }
 
