@@ -1,0 +1,81 @@
+// cgroups on the three kinds of host. This host is hybrid; v1-only and v2-only
+// hosts are simulated in a private mount namespace (the unified mount removed, or
+// a lone cgroup2 mount on /sys/fs/cgroup), which is all berth-runtime looks at.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BERTH_RUNTIME, berthRuntime, bundleFor, cgroupDir, cgroupMounts, cli, exec, freshRoot, keyValues, leftovers,
+  state, type Runtime,
+} from './fixture.ts';
+
+let rt: Runtime;
+const disposers: (() => Promise<void>)[] = [];
+const hybrid = cgroupMounts().some((h) => h.v2) && cgroupMounts().some((h) => !h.v2);
+
+beforeAll(async () => {
+  rt = berthRuntime(await freshRoot('cgroup-modes'));
+});
+
+afterEach(async () => {
+  for (const d of disposers.splice(0)) await d();
+});
+
+const PROBE = String.raw`
+echo "cgroup=$(cut -d: -f1,3 /proc/self/cgroup | sort | tr '\n' ';')"
+echo "fs=$(grep ' /sys/fs/cgroup' /proc/self/mountinfo | sed 's/.* - \([a-z0-9]*\) .*/\1/' | sort -u | tr '\n' ',')"
+echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)"
+echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null)"
+`;
+
+/** Runs `berth-runtime run` inside a private mount namespace prepared by `setup`. */
+function runIn(setup: string, bundle: string, id: string) {
+  const script = `set -e; ${setup}; exec ${BERTH_RUNTIME} --root ${rt.root} run --bundle ${bundle} ${id}`;
+  return exec('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
+}
+
+describe.runIf(hybrid)('cgroup hosts', () => {
+  it('hybrid (this host): v1 controllers plus membership of the unified hierarchy', async () => {
+    const b = await bundleFor({ args: ['sleep', '30'], memoryBytes: 48 << 20, pidsLimit: 40 });
+    disposers.push(() => b.dispose([rt]));
+    expect((await cli(rt, ['create', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+    const { pid } = await state(rt, b.id);
+    const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+    // every hierarchy, the unified one ("0::") included, puts it at cgroupsPath
+    for (const line of lines) expect(line.split(':')[2], line).toBe(b.cgroupsPath);
+    expect(lines.some((l) => l.startsWith('0::'))).toBe(true);
+    expect(readFileSync(`${cgroupDir(b.cgroupsPath, 'memory')}/memory.limit_in_bytes`, 'utf8').trim()).toBe(String(48 << 20));
+    expect(readFileSync(`${cgroupDir(b.cgroupsPath, 'unified')}/cgroup.procs`, 'utf8').trim()).toBe(String(pid));
+    expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
+    expect(leftovers(b, rt)).toEqual([]);
+  });
+
+  it('v1 only: limits applied, no cgroup2 membership', async () => {
+    const b = await bundleFor({ args: ['sh', '-c', PROBE], memoryBytes: 48 << 20, pidsLimit: 40 });
+    disposers.push(() => b.dispose([rt]));
+    const unified = cgroupMounts().find((h) => h.v2)!.mountpoint;
+    const r = await runIn(`umount -l ${unified}`, b.bundle, b.id);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const f = keyValues(r.stdout);
+    expect(f.mem).toBe(String(48 << 20));
+    expect(f.pids).toBe('40');
+    expect(f.fs).toBe('cgroup,tmpfs,');
+    expect(existsSync(path.join(unified, b.cgroupsPath))).toBe(false);
+    expect(leftovers(b, rt)).toEqual([]);
+  });
+
+  it('v2 only: cloned into its cgroup, a cgroup namespace and cgroup2 inside', async () => {
+    const b = await bundleFor({ args: ['sh', '-c', PROBE] });
+    disposers.push(() => b.dispose([rt]));
+    // The v1 controllers stay bound to their hierarchies: no limits can be tested
+    // here, only placement, the namespace and clean-up.
+    const r = await runIn('umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup', b.bundle, b.id);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const f = keyValues(r.stdout);
+    expect(f.fs).toBe('cgroup2,');
+    expect(f.cgroup).toContain('0:/;');
+    expect(leftovers(b, rt)).toEqual([]);
+  });
+});
