@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -15,8 +16,16 @@
 #include "json.h"
 
 #define MAX_ARGS 24
-/* A runtime verb that takes longer is killed (the agent gives up after 60 s). */
+/* A runtime verb that takes longer is killed (the agent gives up after 60 s);
+ * BERTH_SHIM_RUNTIME_TIMEOUT (seconds) overrides it. */
 #define RUNTIME_TIMEOUT_S 50
+
+static int runtime_timeout_s(void)
+{
+  const char *env = getenv("BERTH_SHIM_RUNTIME_TIMEOUT");
+  long v = env ? strtol(env, NULL, 10) : 0;
+  return v > 0 && v < 86400 ? (int) v : RUNTIME_TIMEOUT_S;
+}
 
 void reset_signals_for_exec(void)
 {
@@ -59,7 +68,7 @@ static size_t build_argv(const struct runtime *rt, const char **argv, const char
 }
 
 /* Forks and execs argv with the given stdio, waits for it (killing it after
- * RUNTIME_TIMEOUT_S). Returns the wait status or -1. SIGCHLD must be blocked. */
+ * the timeout). Returns the wait status or -1. SIGCHLD must be blocked. */
 static int spawn_wait(const char **argv, const char *verb_name, int in_fd, int out_fd, int err_fd, shim_error_t *err)
 {
   struct timespec deadline, now;
@@ -82,7 +91,8 @@ static int spawn_wait(const char **argv, const char *verb_name, int in_fd, int o
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += RUNTIME_TIMEOUT_S;
+  int timeout_s = runtime_timeout_s();
+  deadline.tv_sec += timeout_s;
   for (;;)
     {
       pid_t r = waitpid(pid, &st, WNOHANG);
@@ -96,7 +106,7 @@ static int spawn_wait(const char **argv, const char *verb_name, int in_fd, int o
           kill(pid, SIGKILL);
           while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
-          return shim_error(err, 0, "%s %s: no answer in %d s, killed", argv[0], verb_name, RUNTIME_TIMEOUT_S);
+          return shim_error(err, 0, "%s %s: no answer in %d s, killed", argv[0], verb_name, timeout_s);
         }
       /* sleep until a child changes state, at most 100 ms */
       struct timespec tick = { 0, 100 * 1000 * 1000 };

@@ -1,6 +1,6 @@
 // The shim's life: it detaches from the agent and outlives it, a failed start
 // leaves nothing behind, and an idle shim stays small.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -151,6 +151,24 @@ describe('berth-shim with a runtime that fails its own way', () => {
     const r = await ctx.exec(run);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`berth-shim: ${fake.path} create: exit status 3: fake runtime: the real reason\n`);
+    expect(await listDir(run.stateDir)).toEqual([]);
+  });
+
+  it('kills a runtime verb that hangs and reports the timeout', async () => {
+    const run = await ctx.prepare({ args: ['true'] });
+    fake.path = path.join(run.bundle.scratch, 'hanging-runtime');
+    // hangs in create; answers delete at once
+    await writeFile(fake.path, '#!/bin/sh\ncase "$*" in *delete*) exit 0;; esac\nexec sleep 30\n', { mode: 0o755 });
+    run.args = run.args.map((a, i, all) => (all[i - 1] === '--runtime' ? fake.path : a));
+    const started = Date.now();
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(SHIM, run.args, { env: { ...process.env, BERTH_SHIM_RUNTIME_TIMEOUT: '1' } }, (err, _out, stderr) => {
+        resolve({ code: err ? Number(err.code) : 0, stderr });
+      });
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`berth-shim: ${fake.path} create: no answer in 1 s, killed\n`);
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(await listDir(run.stateDir)).toEqual([]);
   });
 });
