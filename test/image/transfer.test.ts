@@ -4,9 +4,9 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, pushImage, type BuiltImage } from '../../images/index.ts';
-import { ImagePullError, type PullProgress } from '../../node-agent/src/image/index.ts';
+import { createImageService, ImagePullError, type PullProgress } from '../../node-agent/src/image/index.ts';
 import { startRegistry, type TestRegistry } from '../harness/registry.ts';
-import { makeStore, tmpLeftovers, type TestStore } from './helpers.ts';
+import { makeStore, quietLogger, tmpLeftovers, type TestStore } from './helpers.ts';
 import { startProxy, type TestProxy } from './proxy.ts';
 
 let registry: TestRegistry;
@@ -53,6 +53,15 @@ describe('transfers', () => {
     // and a later pull downloads nothing again
     await store.service.pull(`${proxy.host}/test/shared:v1`);
     expect([...proxy.blobGets().values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('two services (two agents) on one root download each blob once', async () => {
+    const { proxy, store } = await setup({ blobDelayMs: 100 });
+    const second = createImageService({ root: store.root, logger: quietLogger });
+    const pulls = await Promise.all([store.service, second, store.service, second].map((s) => s.pull(`${proxy.host}/test/shared:v1`)));
+    expect(new Set(pulls.map((p) => p.layers.join()))).toHaveProperty('size', 1);
+    for (const n of proxy.blobGets().values()) expect(n).toBe(1);
+    expect(await readdir(path.join(store.root, 'locks'))).toEqual([]);
   });
 
   it('refuses a blob whose bytes do not match its digest, and keeps nothing of it', async () => {

@@ -77,6 +77,10 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
     }
   }
 
+  // Whatever was made within the grace period may belong to a pull in progress,
+  // ours or another agent's on this root: kept.
+  for (const l of layers) if (l.created >= keepSince) keep.add(l.diffID);
+
   const items: Item[] = [];
   const dirsWithRecords = new Set<string>();
   for (const l of layers) {
@@ -94,6 +98,7 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
       const st = await fs.stat(p).catch(() => null);
       if (!st) continue;
       const key = `${algo}:${hex}`;
+      if (st.mtimeMs >= keepSince) keep.add(key);
       items.push({ kind: 'blob', key, path: p, size: st.size, lastUsed: lastUsed.get(key) ?? 0 });
     }
   }

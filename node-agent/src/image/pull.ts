@@ -186,16 +186,21 @@ export class Puller {
   private fetchBlob(client: RegistryClient, ref: ImageReference, desc: Descriptor, scope: string): Promise<void> {
     return this.blobFlights.do(desc.digest, async () => {
       if (await this.deps.store.hasBlob(desc.digest)) return;
-      const res = await this.openBlob(client, ref, desc, scope);
-      const writer = await BlobWriter.open(this.deps.store, desc.digest, desc.size);
-      try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) await writer.write(Buffer.from(chunk));
-      } catch (err) {
-        await writer.abort();
-        throw err;
-      }
-      await writer.commit();
+      await this.deps.store.withFileLock(`blob-${checkDigest(desc.digest).hex}`, () => this.downloadBlob(client, ref, desc, scope));
     });
+  }
+
+  private async downloadBlob(client: RegistryClient, ref: ImageReference, desc: Descriptor, scope: string): Promise<void> {
+    if (await this.deps.store.hasBlob(desc.digest)) return;
+    const res = await this.openBlob(client, ref, desc, scope);
+    const writer = await BlobWriter.open(this.deps.store, desc.digest, desc.size);
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) await writer.write(Buffer.from(chunk));
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    await writer.commit();
   }
 
   private async openBlob(client: RegistryClient, ref: ImageReference, desc: Descriptor, scope: string): Promise<Response> {
@@ -211,7 +216,10 @@ export class Puller {
     return this.layerFlights.do(diffID, async () => {
       const existing = await this.deps.store.readLayer(diffID);
       if (existing) return existing;
-      return this.downloads.run(() => this.unpackLayer(client, ref, desc, diffID, scope, onBytes));
+      return this.downloads.run(() => this.deps.store.withFileLock(`layer-${checkDigest(diffID).hex}`, async () => {
+        // Another agent on this root may have done it while we waited for the lock.
+        return (await this.deps.store.readLayer(diffID)) ?? this.unpackLayer(client, ref, desc, diffID, scope, onBytes);
+      }));
     });
   }
 

@@ -111,6 +111,9 @@ export class BlobWriter {
   }
 }
 
+/** Lock files this process holds, whichever Store took them. */
+const ownLocks = new Set<string>();
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -129,7 +132,7 @@ export class Store {
   }
 
   async init(): Promise<void> {
-    for (const d of ['blobs/sha256', 'l', 'meta/layers', 'images', 'containers']) {
+    for (const d of ['blobs/sha256', 'l', 'meta/layers', 'images', 'containers', 'locks']) {
       await fs.mkdir(path.join(this.root, d), { recursive: true });
     }
     // Each service keeps its work in progress in tmp/<pid>-<random>/. What a process
@@ -239,6 +242,40 @@ export class Store {
       } catch { /* ignored */ }
     }
     return out;
+  }
+
+  /**
+   * Runs fn holding locks/<name>.lock, a file naming our pid: two agents on one
+   * host never download or unpack the same thing at once. A lock whose process
+   * is gone is taken over.
+   */
+  async withFileLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const file = path.join(this.root, 'locks', `${name}.lock`);
+    const token = `${process.pid} ${randomBytes(6).toString('hex')}`;
+    for (let waited = 0; ; waited++) {
+      try {
+        await fs.writeFile(file, token, { flag: 'wx', mode: 0o644 });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = await fs.readFile(file, 'utf8').catch(() => '');
+      const pid = Number(holder.split(' ')[0]);
+      const stale = pid > 0 ? !processAlive(pid) || (pid === process.pid && !ownLocks.has(holder)) : waited > 50;
+      if (stale) {
+        await fs.rm(file, { force: true });
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    ownLocks.add(token);
+    try {
+      return await fn();
+    } finally {
+      ownLocks.delete(token);
+      const now = await fs.readFile(file, 'utf8').catch(() => '');
+      if (now === token) await fs.rm(file, { force: true });
+    }
   }
 
   /** Moves a path into tmp/ (atomic, so nothing half-removed is seen) and deletes it. */
