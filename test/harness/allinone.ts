@@ -1,14 +1,13 @@
 // Runs the all-in-one exactly as `npm start` does (bin/berth-allinone.ts), on
 // free loopback ports, with its own state dir, bridge and subnet, and removes
 // everything it made afterwards, even when the test failed.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startDaemon, waitForPort, type Daemon } from '../../common/daemons.ts';
+import { cleanAgentHost } from './host-cleanup.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -30,7 +29,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   const suffix = randomBytes(3).toString('hex');
   const bridge = `bt${suffix}`;
   const nodeId = `test-node-${suffix}`;
-  const daemon: Daemon = startDaemon(path.join(repo, 'node_modules/.bin/tsx'), [path.join(repo, 'bin/berth-allinone.ts')], {
+  const daemon: Daemon = startDaemon(process.execPath, ['--import', 'tsx', path.join(repo, 'bin/berth-allinone.ts')], {
     cwd: repo,
     env: {
       ...process.env,
@@ -49,8 +48,8 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   });
   const stop = async () => {
     await daemon.stop();
-    cleanHost(stateDir, bridge);
-    await rm(stateDir, { recursive: true, force: true });
+    cleanAgentHost(stateDir, bridge);
+    await rm(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   };
   try {
     await waitForPort(apiPort, 120_000, daemon.child);
@@ -77,32 +76,6 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
     },
     stop,
   };
-}
-
-/**
- * What the all-in-one leaves on the host by design (containers it ran are its
- * tasks; the bridge outlives tasks): force-remove them for a clean machine.
- */
-function cleanHost(stateDir: string, bridge: string): void {
-  const runtimeRoot = path.join(stateDir, 'agent/runtime');
-  if (existsSync(runtimeRoot)) {
-    for (const runtime of ['runc', path.join(repo, 'native/build/berth-runtime')]) {
-      try {
-        const list = JSON.parse(execFileSync(runtime, ['--root', runtimeRoot, 'list', '--format', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }) || '[]') as { id: string }[];
-        for (const c of list ?? []) execFileSync(runtime, ['--root', runtimeRoot, 'delete', '--force', c.id], { stdio: 'ignore' });
-      } catch { /* that runtime has nothing here */ }
-    }
-  }
-  const mounts = readMounts().filter((m) => m.startsWith(stateDir)).sort((a, b) => b.length - a.length);
-  for (const m of mounts) {
-    try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* gone */ }
-  }
-  try { execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' }); } catch { /* none */ }
-}
-
-function readMounts(): string[] {
-  return execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' })
-    .split('\n').map((l) => l.split(' ')[4] ?? '').filter(Boolean);
 }
 
 /** Polls the API until the task reaches `status` (or STOPPED), returning it. */
