@@ -2,9 +2,9 @@
 // --log), and leaves nothing behind: no cgroup, no mount, no process, no state.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../node-agent/src/bundle/oci-spec.ts';
-import { berthRuntime, bundleFor, cli, freshRoot, leftovers, type Runtime } from './fixture.ts';
+import { berthRuntime, removeRoot, bundleFor, cli, freshRoot, leftovers, type Runtime } from './fixture.ts';
 
 let rt: Runtime;
 const disposers: (() => Promise<void>)[] = [];
@@ -15,6 +15,10 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const d of disposers.splice(0)) await d();
+});
+
+afterAll(async () => {
+  await removeRoot(rt.root);
 });
 
 interface Case {

@@ -3,9 +3,9 @@
 // a lone cgroup2 mount on /sys/fs/cgroup), which is all berth-runtime looks at.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BERTH_RUNTIME, berthRuntime, bundleFor, cgroupDir, cgroupMounts, cli, exec, freshRoot, keyValues, leftovers,
+  BERTH_RUNTIME, berthRuntime, removeRoot, bundleFor, cgroupDir, cgroupMounts, cli, exec, freshRoot, keyValues, leftovers,
   state, type Runtime,
 } from './fixture.ts';
 
@@ -19,6 +19,10 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const d of disposers.splice(0)) await d();
+});
+
+afterAll(async () => {
+  await removeRoot(rt.root);
 });
 
 const PROBE = String.raw`

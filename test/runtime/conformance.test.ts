@@ -2,10 +2,10 @@
 // bundles under berth-runtime and runc, with the observable results asserted for
 // each and then compared between them.
 import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITIES } from '../../node-agent/src/bundle/spec.ts';
 import {
-  berthRuntime, bundleFor, cgroupDir, cli, freshRoot, hostIsCgroupV1, keyValues, leftovers,
+  berthRuntime, bundleFor, cgroupDir, cli, freshRoot, removeRoot, hostIsCgroupV1, keyValues, leftovers,
   runBundle, runcRuntime, state, waitForStatus, type Runtime,
 } from './fixture.ts';
 
@@ -76,6 +76,9 @@ function runtimeSuite(make: (root: string) => Runtime): void {
     beforeAll(async () => {
       rt = make(await freshRoot(`conformance-${name}`));
       results[name] = { probe: {}, user: {}, seccomp: {}, seccompOut: '' };
+    });
+    afterAll(async () => {
+      await removeRoot(rt.root);
     });
 
     it('runs a probe with Docker defaults and limits, exit code passed through', async () => {

@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BERTH_RUNTIME, berthRuntime, bundleFor, cli, freshRoot, keyValues, leftovers, runBundle, state, type Runtime,
+  BERTH_RUNTIME, berthRuntime, removeRoot, bundleFor, cli, freshRoot, keyValues, leftovers, runBundle, state, type Runtime,
 } from './fixture.ts';
 
 let rt: Runtime;
@@ -17,6 +17,10 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const d of disposers.splice(0)) await d();
+});
+
+afterAll(async () => {
+  await removeRoot(rt.root);
 });
 
 async function bundle(options: Parameters<typeof bundleFor>[0]) {

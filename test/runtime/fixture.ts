@@ -201,6 +201,11 @@ export async function bundleFor(options: BundleOptions = {}): Promise<TestBundle
   };
 }
 
+/** Removes a state root made by freshRoot (containers in it are deleted by their tests). */
+export async function removeRoot(root: string): Promise<void> {
+  await rm(root, { recursive: true, force: true });
+}
+
 export async function freshRoot(name: string): Promise<string> {
   const dir = `/run/berth-runtime-test/${name}-${process.pid}`;
   await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -2,9 +2,9 @@
 // stops at pids.max, the host stays responsive), CPU (a busy loop under a
 // half-vCPU quota uses about half a CPU).
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  berthRuntime, bundleFor, cgroupDir, cli, exec, freshRoot, hostIsCgroupV1, leftovers, runBundle, waitForStatus,
+  berthRuntime, removeRoot, bundleFor, cgroupDir, cli, exec, freshRoot, hostIsCgroupV1, leftovers, runBundle, waitForStatus,
   type Runtime,
 } from './fixture.ts';
 
@@ -17,6 +17,10 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const d of disposers.splice(0)) await d();
+});
+
+afterAll(async () => {
+  await removeRoot(rt.root);
 });
 
 async function bundle(options: Parameters<typeof bundleFor>[0]) {
