@@ -85,6 +85,7 @@ export function toApiTask(r: TaskRecord): Task {
     memory: r.spec.memory,
     image: r.spec.image,
     imageDigest: r.imageDigest,
+    ipAddress: r.ipAddress,
     createdAt: r.createdAt,
     startedAt: r.startedAt,
     stoppingAt: r.stoppingAt,

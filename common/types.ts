@@ -55,6 +55,8 @@ export interface TaskRecord {
   stoppedReason?: string;
   startedBy?: string;
   imageDigest?: string;
+  /** On the node's task bridge, while the task runs (bridge network mode). */
+  ipAddress?: string;
   tags?: { key: string; value: string }[];
   /** Tasks of one group are spread and kept apart together; `family:<family>` by default. */
   group?: string;

@@ -179,6 +179,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live updates (the dashboard's), as server-sent events
+         * @description A `text/event-stream` that stays open until the client closes it; the dashboard reads it
+         *     with `fetch` so the API key travels as a bearer token like on every other call. First the
+         *     current state of everything watched, then each change:
+         *
+         *     - `task`: one of the tenant's 100 newest tasks (or a task named in `tasks`) appeared or
+         *       changed; `data` is the Task.
+         *     - `stats`: a new resource sample of a task named in `tasks` (about one a second while it
+         *       runs); `data` is a StatsEvent. The stream starts with each task's latest sample: read
+         *       `GET /v1/tasks/{taskId}/stats` for the history before it.
+         *     - `nodes`: admin keys only, the node list whenever it changed; `data` is `{ "nodes": [Node] }`.
+         *
+         *     A comment line (`: keep-alive`) goes out after 15 s without an event.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/secrets": {
         parameters: {
             query?: never;
@@ -552,6 +583,8 @@ export interface components {
             memory: number;
             image?: string;
             imageDigest?: string;
+            /** @description The task's address on its node's bridge (bridge network mode) */
+            ipAddress?: string;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -621,6 +654,10 @@ export interface components {
         TaskStats: {
             current: components["schemas"]["StatsSample"] | null;
             history: components["schemas"]["StatsSample"][];
+        };
+        StatsEvent: {
+            taskId: string;
+            sample: components["schemas"]["StatsSample"];
         };
         SecretName: string;
         SecretInput: {
@@ -1075,6 +1112,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskStats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated ids (at most 20) of the tenant's tasks whose samples to stream */
+                tasks?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -138,7 +138,9 @@ export class TaskSupervisor {
         containerId: taskId, bundle: p.bundle, stateDir: p.shimState, logPath: p.log, logMaxBytes: this.d.logMaxBytes,
       });
       await writeJson(p.started, started);
-      await transitionTask(this.d.redis, taskId, 'RUNNING', { startedAt: new Date().toISOString(), imageDigest: image.digest });
+      await transitionTask(this.d.redis, taskId, 'RUNNING', {
+        startedAt: new Date().toISOString(), imageDigest: image.digest, ipAddress: meta.network?.ipAddress,
+      });
       log.info({ pid: started.pid, image: task.spec.image }, 'task running');
       this.supervise(taskId, meta, started.pid);
       const now = await getTask(this.d.redis, taskId);
