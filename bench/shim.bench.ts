@@ -1,6 +1,9 @@
 // The per-container monitor, berth-shim vs conmon (Debian's), each running the
 // same bundle under runc, alternating runs:
 // - shim_rss_kib: idle RSS while watching a `sleep` container;
+// - shim_start_ms: from launch to a running container (berth-shim: until it
+//   exits with the pid; conmon: conmon, its `runc create`, then `runc start`,
+//   as podman drives it; pid files polled every 2 ms);
 // - shim_log_1m_lines_ms: from launch to the exit record of a container writing
 //   1,000,000 lines to stdout as fast as the monitor takes them (the log pipe's
 //   backpressure makes the monitor the bottleneck).
@@ -29,13 +32,13 @@ async function rssKiB(pid: number): Promise<number> {
   return Number(match[1]);
 }
 
-async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 10_000, pollMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
+    await sleep(pollMs);
   }
 }
 
@@ -128,6 +131,9 @@ function conmonArgs(b: TestBundle, root: string, exitDir: string, conmonPidFile:
   ];
 }
 
+/** Launch-to-running times seen by the RSS runs (warmup included, dropped later). */
+const startMs = { berth: [] as number[], reference: [] as number[] };
+
 /** berth-shim: start a sleep container, let it settle, read the monitor's RSS. */
 async function berthShimRss(): Promise<number> {
   const b = await makeBundle({ args: ['sleep', '1000'] });
@@ -135,12 +141,14 @@ async function berthShimRss(): Promise<number> {
   const stateDir = path.join(b.scratch, 'state');
   let started: { shimPid: number; pid: number } | undefined;
   try {
+    const t0 = process.hrtime.bigint();
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile(SHIM, [
         '--id', b.id, '--bundle', b.bundle, '--runtime', RUNC, '--runtime-root', root,
         '--state-dir', stateDir, '--log-path', path.join(b.scratch, 'container.log'),
       ], (err, out, errOut) => (err ? reject(new Error(`berth-shim: ${errOut}`)) : resolve(out)));
     });
+    startMs.berth.push(Number(process.hrtime.bigint() - t0) / 1e6);
     started = JSON.parse(stdout) as { shimPid: number; pid: number };
     await sleep(SETTLE_MS);
     const rss = await rssKiB(started.shimPid);
@@ -163,10 +171,12 @@ async function conmonRss(): Promise<number> {
   await mkdir(path.join(b.scratch, 'sockets'), { recursive: true });
   let conmonPid: number | undefined;
   try {
+    const t0 = process.hrtime.bigint();
     execFileSync(CONMON, conmonArgs(b, root, exitDir, conmonPidFile, containerPidFile), { stdio: 'pipe' });
-    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file'));
-    await waitFor(() => readIfExists(containerPidFile), 'container pid file');
+    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file', 10_000, 2));
+    await waitFor(() => readIfExists(containerPidFile), 'container pid file', 10_000, 2);
     execFileSync(RUNC, ['--root', root, 'start', b.id], { stdio: 'pipe' });
+    startMs.reference.push(Number(process.hrtime.bigint() - t0) / 1e6);
     await sleep(SETTLE_MS);
     const rss = await rssKiB(conmonPid);
     spawnSync(RUNC, ['--root', root, 'kill', b.id, 'KILL'], { stdio: 'ignore' });
@@ -181,6 +191,7 @@ const bench: Benchmark = async () => {
   execFileSync('make', ['-s', '-C', path.join(repo, 'native'), 'shim'], { stdio: 'pipe' });
   const haveConmon = existsSync(CONMON);
   const rss = await alternate(berthShimRss, haveConmon ? conmonRss : null, { runs: RUNS, warmup: 1 });
+  const starts = { berth: startMs.berth.slice(1), reference: startMs.reference.slice(1) };
   const logs = await alternate(berthShimLogMs, haveConmon ? conmonLogMs : null, { runs: 5, warmup: 1 });
   return [
     {
@@ -188,6 +199,14 @@ const bench: Benchmark = async () => {
       unit: 'KiB',
       berth: median(rss.berth),
       reference: haveConmon ? median(rss.reference) : null,
+      referenceName: 'conmon',
+      runs: RUNS,
+    },
+    {
+      figure: 'shim_start_ms',
+      unit: 'ms',
+      berth: median(starts.berth),
+      reference: haveConmon ? median(starts.reference) : null,
       referenceName: 'conmon',
       runs: RUNS,
     },
