@@ -10,6 +10,7 @@ import { installAuth, rateLimitFromEnv, type RateLimit } from './auth.ts';
 import { BerthError } from '../../common/errors.ts';
 import { installErrorHandling, sendError, toBerthError } from './errors.ts';
 import type { Handlers } from './handlers.ts';
+import { installDashboard } from './dashboard/index.ts';
 import { installMetrics } from './metrics.ts';
 import { bullTaskQueues, type TaskQueues } from './queues.ts';
 import { apiKeyHandlers } from './routes/api-keys.ts';
@@ -77,6 +78,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swagger, { mode: 'static', specification: { document: spec as never } });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  const dashboard = installDashboard(app, { redis: deps.redis, registry });
   const handlers: Handlers = {
     ...taskDefinitionHandlers({ redis: deps.redis }),
     ...taskHandlers({ redis: deps.redis, queues }),
@@ -86,6 +88,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     ...apiKeyHandlers({ redis: deps.redis }),
     ...nodeHandlers({ redis: deps.redis }),
     ...serviceHandlers({ redis: deps.redis, registry, spec }),
+    ...dashboard,
   };
 
   for (const op of specOperations(spec)) {

@@ -1,0 +1,73 @@
+// Cluster gauges on the API's /metrics, read from Redis at scrape time: each
+// node's capacity, reservations, status and task count. Series are rebuilt on
+// every scrape, so a node that is gone leaves none behind. (Per-task series
+// come from the agents, which remove them when a task stops.)
+import { Gauge, type Registry } from 'prom-client';
+import { keys } from '../../../common/keys.ts';
+import { listNodes } from '../../../common/nodes.ts';
+import type { BerthRedis } from '../../../common/redis.ts';
+import type { NodeRecord } from '../../../common/types.ts';
+
+const STATUSES = ['ACTIVE', 'DRAINING', 'LOST'] as const;
+const MIB = 2 ** 20;
+/** A scrape never waits longer than this for Redis. */
+const READ_TIMEOUT_MS = 2000;
+
+interface Snapshot {
+  nodes: NodeRecord[];
+  tasks: number[];
+}
+
+export function installClusterMetrics(registry: Registry, redis: BerthRedis): void {
+  if (registry.getSingleMetric('berth_node_cpu_capacity_units')) return;
+  let pending: Promise<Snapshot | null> | undefined;
+
+  // One Redis read per scrape, shared by every gauge's collect().
+  const snapshot = (): Promise<Snapshot | null> => {
+    pending ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const read = (async () => {
+        const nodes = await listNodes(redis);
+        const pipe = redis.pipeline();
+        for (const n of nodes) pipe.scard(keys.nodeTasks(n.nodeId));
+        const counts = (await pipe.exec()) ?? [];
+        return { nodes, tasks: counts.map(([, n]) => Number(n ?? 0)) };
+      })();
+      try {
+        return await Promise.race([read, new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), READ_TIMEOUT_MS); })]);
+      } catch {
+        return null;
+      } finally {
+        clearTimeout(timer);
+        setImmediate(() => { pending = undefined; });
+      }
+    })();
+    return pending;
+  };
+
+  const nodeGauge = (name: string, help: string, value: (n: NodeRecord, i: number, s: Snapshot) => number) => new Gauge({
+    name, help, labelNames: ['node_id'], registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      s?.nodes.forEach((n, i) => this.set({ node_id: n.nodeId }, value(n, i, s)));
+    },
+  });
+
+  nodeGauge('berth_node_cpu_capacity_units', 'CPU units (1024 = one vCPU) the node offers', (n) => n.cpuTotal);
+  nodeGauge('berth_node_cpu_reserved_units', 'CPU units reserved by the tasks placed on the node', (n) => n.cpuReserved);
+  nodeGauge('berth_node_memory_capacity_bytes', 'Memory the node offers to tasks', (n) => n.memoryTotal * MIB);
+  nodeGauge('berth_node_memory_reserved_bytes', 'Memory reserved by the tasks placed on the node', (n) => n.memoryReserved * MIB);
+  nodeGauge('berth_node_tasks', 'Tasks placed on the node and not yet stopped', (_n, i, s) => s.tasks[i] ?? 0);
+  new Gauge({
+    name: 'berth_node_status', help: 'The node\'s status: 1 for the one it has, 0 for the others',
+    labelNames: ['node_id', 'status'], registers: [registry],
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      for (const n of s?.nodes ?? []) {
+        for (const status of STATUSES) this.set({ node_id: n.nodeId, status }, n.status === status ? 1 : 0);
+      }
+    },
+  });
+}

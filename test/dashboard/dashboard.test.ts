@@ -1,0 +1,121 @@
+// The dashboard in a real browser against the real all-in-one: log in with the
+// admin key, run a CPU-bound busybox task through the API, watch its CPU and
+// memory arrive over the event stream (no reload), stop it from the page and
+// see STOPPED. Screenshots in test-artifacts/dashboard/.
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAllInOne, waitForTask, type AllInOne } from '../harness/allinone.ts';
+import { CHROMIUM, openBrowser, type Browser } from './browser.ts';
+
+let aio: AllInOne | undefined;
+let browser: Browser | undefined;
+const taskIds: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  [aio, browser] = await Promise.all([startAllInOne(), openBrowser()]);
+}, 180_000);
+
+afterAll(async () => {
+  for (const id of taskIds) await aio?.api('POST', `/v1/tasks/${id}/stop`).catch(() => undefined);
+  await browser?.close();
+  await aio?.stop();
+}, 120_000);
+
+describe('the dashboard', () => {
+  it('serves the page, its modules and uPlot without an API key, and the stream only with one', async () => {
+    const page = await fetch(aio!.url + '/');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await page.text()).toContain('/dashboard/app.js');
+    for (const file of ['/dashboard/app.js', '/dashboard/api.js', '/dashboard/charts.js', '/vendor/uplot/uPlot.esm.js', '/vendor/uplot/uPlot.min.css']) {
+      expect((await fetch(aio!.url + file)).status, file).toBe(200);
+    }
+    const missing = await fetch(aio!.url + '/dashboard/..%2F..%2Fpackage.json');
+    expect(missing.status).toBe(404);
+    expect((await fetch(aio!.url + '/vendor/uplot/uPlot.cjs.js')).status).toBe(404);
+    const noKey = await fetch(aio!.url + '/v1/events');
+    expect(noKey.status).toBe(401);
+    expect(await noKey.json()).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.any(String) } });
+  });
+
+  it('refuses a wrong key on the login form', async () => {
+    const { page } = browser!;
+    await page.goto(aio!.url + '/');
+    await page.locator('#login').waitFor({ state: 'visible' });
+    await page.fill('#api-key', 'berth_not-a-key');
+    await page.click('#login-form button[type=submit]');
+    await expect.poll(() => page.textContent('#login-error')).toMatch(/refused/);
+    expect(await page.isHidden('#app')).toBe(true);
+  });
+
+  it('shows a CPU-bound task\'s CPU and memory live, then STOPPED after stopping it from the page', async () => {
+    const { page } = browser!;
+    await page.goto(aio!.url + '/');
+    await page.fill('#api-key', aio!.adminKey);
+    await page.click('#login-form button[type=submit]');
+    await page.locator('#app').waitFor({ state: 'visible' });
+    await page.waitForSelector('#stream-status[data-state="open"]');
+    // Set after login: a reload would lose it.
+    await page.evaluate(() => { (window as unknown as { berthMarker: number }).berthMarker = 42; });
+
+    // The node (admin key) with its allocation bars.
+    await page.waitForSelector(`#nodes .node[data-node-id="${aio!.nodeId}"] .bar`);
+
+    const def = await aio!.api('POST', '/v1/task-definitions', {
+      family: 'spin', image: 'berth/busybox:latest', command: ['sh', '-c', 'while :; do :; done'], cpu: 256, memory: 64,
+    });
+    expect(def.status).toBe(201);
+    const run = await aio!.api('POST', '/v1/tasks', { taskDefinition: 'spin' });
+    expect(run.status).toBe(201);
+    const taskId: string = run.body.tasks[0].taskId;
+    taskIds.push(taskId);
+
+    // The row appears by itself (the stream), then turns RUNNING.
+    const row = page.locator(`#tasks tr[data-task-id="${taskId}"]`);
+    await row.waitFor({ state: 'attached', timeout: 10_000 });
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 60_000 }).toBe('RUNNING');
+    await row.click();
+
+    const detail = page.locator(`#task-detail[data-task-id="${taskId}"]`);
+    await detail.waitFor({ state: 'visible' });
+    await page.waitForFunction((id) => {
+      const d = document.querySelector<HTMLElement>(`#task-detail[data-task-id="${id}"]`)?.dataset;
+      return !!d && Number(d.cpuPercent) > 0 && Number(d.memoryBytes) > 0 && Number(d.samples) >= 3;
+    }, taskId, { timeout: 30_000 });
+
+    const seen = await detail.evaluate((el) => ({ ...(el as HTMLElement).dataset }));
+    expect(Number(seen.cpuPercent)).toBeGreaterThan(0);
+    // 256 units = a quarter vCPU: the loop uses about all of its limit.
+    expect(Number(seen.cpuLimitPercent)).toBeGreaterThan(Number(seen.cpuPercent));
+    expect(Number(seen.memoryBytes)).toBeGreaterThan(0);
+    expect(Number(seen.memoryLimitBytes)).toBe(64 * 2 ** 20);
+    expect(Number(seen.memoryPeakBytes)).toBeGreaterThanOrEqual(Number(seen.memoryBytes));
+    expect(await page.textContent('[data-readout="cpu-percent"]')).toMatch(/%/);
+    // uPlot drew both charts on canvases, with the samples as data.
+    expect(await page.locator('#cpu-chart canvas').count()).toBeGreaterThan(0);
+    expect(await page.locator('#memory-chart canvas').count()).toBeGreaterThan(0);
+    const box = await page.locator('#cpu-chart canvas').first().boundingBox();
+    expect(box?.width).toBeGreaterThan(200);
+    // The list shows the live values too.
+    await expect.poll(() => row.locator('[data-field="cpu"]').textContent()).toMatch(/%/);
+
+    // More samples arrive without a reload.
+    const before = Number(seen.samples);
+    await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#task-detail')?.dataset.samples) > n, before, { timeout: 10_000 });
+    await browser!.screenshot('running');
+
+    await page.click('#stop-task');
+    await expect.poll(() => detail.getAttribute('data-status'), { timeout: 60_000 }).toBe('STOPPED');
+    await expect.poll(() => row.getAttribute('data-status')).toBe('STOPPED');
+    expect(await page.textContent('#detail-reason')).toMatch(/Stopped from the dashboard/);
+    const stopped = await waitForTask(aio!, taskId, 'STOPPED');
+    expect(stopped).toMatchObject({ lastStatus: 'STOPPED', stopCode: 'UserInitiated' });
+    await browser!.screenshot('stopped');
+
+    expect(await page.evaluate(() => (window as unknown as { berthMarker?: number }).berthMarker)).toBe(42);
+    expect(await page.getAttribute('#functions', 'data-available')).toMatch(/^(true|false)$/);
+    expect(browser!.pageErrors).toEqual([]);
+  }, 150_000);
+});
