@@ -1,0 +1,62 @@
+// What a user sees of a task's end through the agent: OOM kills, graceful and
+// forced stops, a command that does not exist, a user from the image.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startCluster, type TestCluster } from '../harness/cluster.ts';
+import { leftoverCgroups } from '../harness/host-cleanup.ts';
+
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  await cluster.agent();
+}, 120_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+}, 60_000);
+
+it('reports a task killed at its memory limit as OutOfMemoryError with exit code 137', async () => {
+  const task = await cluster.runTask({ memory: 16, command: ['sh', '-c', 'echo filling; a=x; while :; do a="$a$a"; done'] });
+  const stopped = await cluster.waitFor(task, 'STOPPED');
+  expect(stopped).toMatchObject({
+    exitCode: 137,
+    stopCode: 'EssentialContainerExited',
+    stoppedReason: 'OutOfMemoryError: container killed due to memory usage',
+  });
+  expect(leftoverCgroups([task])).toEqual([]);
+});
+
+it('stops a task gracefully with SIGTERM when it handles it', async () => {
+  const task = await cluster.runTask({ command: ['sh', '-c', 'trap "echo bye; exit 0" TERM; echo up; while :; do sleep 0.1; done'] });
+  await cluster.waitFor(task, 'RUNNING');
+  await new Promise((r) => setTimeout(r, 300)); // let the trap be set
+  await cluster.stopTask(task, 'deploying a new version');
+  const stopped = await cluster.waitFor(task, 'STOPPED');
+  expect(stopped).toMatchObject({ exitCode: 0, stopCode: 'UserInitiated', stoppedReason: 'deploying a new version' });
+  expect((await cluster.logLines(task)).map((l) => l.message)).toEqual(['up', 'bye']);
+});
+
+it('kills a task that ignores SIGTERM once its stop timeout has passed', async () => {
+  const task = await cluster.runTask({ stopTimeout: 1, command: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done'] });
+  await cluster.waitFor(task, 'RUNNING');
+  await new Promise((r) => setTimeout(r, 300));
+  const asked = Date.now();
+  await cluster.stopTask(task);
+  const stopped = await cluster.waitFor(task, 'STOPPED', 20_000);
+  expect(Date.now() - asked).toBeGreaterThanOrEqual(900);
+  expect(stopped).toMatchObject({ exitCode: 137, stopCode: 'UserInitiated' });
+});
+
+it('reports a command that does not exist as CannotStartContainerError', async () => {
+  const task = await cluster.runTask({ command: ['/no/such/binary'] });
+  const stopped = await cluster.waitFor(task, 'STOPPED');
+  expect(stopped.stopCode).toBe('TaskFailedToStart');
+  expect(stopped.stoppedReason).toMatch(/^CannotStartContainerError: .*\/no\/such\/binary/);
+  expect(leftoverCgroups([task])).toEqual([]);
+});
+
+it('runs as the user the definition names, resolved in the image', async () => {
+  const task = await cluster.runTask({ user: 'nobody', command: ['id'] });
+  await cluster.waitFor(task, 'STOPPED');
+  expect((await cluster.logLines(task)).map((l) => l.message)).toEqual(['uid=65534(nobody) gid=65534(nogroup)']);
+});
