@@ -64,25 +64,27 @@ describe('transfers', () => {
     expect(await readdir(path.join(store.root, 'locks'))).toEqual([]);
   });
 
-  it('refuses a blob whose bytes do not match its digest, and keeps nothing of it', async () => {
-    const victim = image.layers[0]!.digest;
-    const { proxy, store } = await setup({
-      transformBlob: (digest, body) => {
-        if (digest !== victim) return body;
-        const copy = Buffer.from(body);
-        const at = Math.floor(copy.length / 2);
-        copy[at] = copy[at]! ^ 0xff;
-        return copy;
-      },
+  for (const [i, kind] of [[0, 'gzip'], [1, 'zstd'], [2, 'uncompressed']] as const) {
+    it(`refuses a ${kind} layer whose bytes do not match its digest, and keeps nothing of it`, async () => {
+      const victim = image.layers[i]!.digest;
+      const { proxy, store } = await setup({
+        transformBlob: (digest, body) => {
+          if (digest !== victim) return body;
+          const copy = Buffer.from(body);
+          const at = Math.floor(copy.length / 2);
+          copy[at] = copy[at]! ^ 0xff;
+          return copy;
+        },
+      });
+      const err = await store.service.pull(`${proxy.host}/test/shared:v1`).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ImagePullError);
+      expect((err as Error).message).toMatch(new RegExp(`^pull ${proxy.host}/test/shared:v1: blob ${victim}: digest mismatch`));
+      const hex = victim.slice('sha256:'.length);
+      expect(await readdir(path.join(store.root, 'blobs/sha256'))).not.toContain(hex);
+      expect(await readdir(path.join(store.root, 'l'))).not.toContain(image.layers[i]!.diffID.slice(7, 19));
+      expect(await tmpLeftovers(store.root)).toEqual([]);
     });
-    const err = await store.service.pull(`${proxy.host}/test/shared:v1`).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ImagePullError);
-    expect((err as Error).message).toMatch(new RegExp(`^pull ${proxy.host}/test/shared:v1: blob ${victim}: digest mismatch`));
-    const hex = victim.slice('sha256:'.length);
-    expect(await readdir(path.join(store.root, 'blobs/sha256'))).not.toContain(hex);
-    expect(await readdir(path.join(store.root, 'l'))).not.toContain(image.layers[0]!.diffID.slice(7, 19));
-    expect(await tmpLeftovers(store.root)).toEqual([]);
-  });
+  }
 
   it('refuses a config whose bytes do not match its digest', async () => {
     const { proxy, store } = await setup({

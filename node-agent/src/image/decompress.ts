@@ -65,7 +65,13 @@ async function* zstdDecompress(input: AsyncIterable<Buffer>): AsyncGenerator<Buf
   const feeding = (async () => {
     try {
       for await (const chunk of input) {
-        if (!child.stdin.write(chunk)) await new Promise<void>((r) => child.stdin.once('drain', () => r()));
+        if (child.exitCode !== null || child.signalCode !== null || child.stdin.destroyed) break;
+        if (!child.stdin.write(chunk)) {
+          await new Promise<void>((r) => {
+            child.stdin.once('drain', () => r());
+            child.stdin.once('close', () => r());
+          });
+        }
       }
     } catch (err) {
       feedError = err;

@@ -282,6 +282,15 @@ export class Puller {
         throw err;
       }
       const actualDiff = `${algo}:${diffHash.digest('hex')}`;
+      if (writer && reader) {
+        // Bytes after the end of the compressed stream still count for the blob's digest.
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          await writer.write(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+          onBytes(value.byteLength);
+        }
+      }
       if (writer) {
         const w = writer;
         writer = undefined;
