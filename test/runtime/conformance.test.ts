@@ -49,6 +49,8 @@ echo "fds=$(ls /proc/self/fd | sort -n | tr '\n' ',')"
 echo "home=$HOME"
 echo "cwd=$(pwd)"
 echo "oom_score_adj=$(cat /proc/self/oom_score_adj)"
+echo "sysctl_ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+echo "sysctl_shmmax=$(cat /proc/sys/kernel/shmmax)"
 `;
 
 function capMask(names: string[]): string {
@@ -63,7 +65,7 @@ function capMask(names: string[]): string {
 }
 
 type Facts = Record<string, string>;
-const results: Record<string, { probe: Facts; user: Facts; seccomp: Facts; seccompOut: string }> = {};
+const results: Record<string, { probe: Facts; user: Facts; seccomp: Facts; seccompOut: string; seccompArgs: Facts }> = {};
 const hostNs = Object.fromEntries(
   ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup', 'user'].map((n) => [n, readlinkSync(`/proc/self/ns/${n}`)]),
 );
@@ -75,7 +77,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
   describe(name, () => {
     beforeAll(async () => {
       rt = make(await freshRoot(`conformance-${name}`));
-      results[name] = { probe: {}, user: {}, seccomp: {}, seccompOut: '' };
+      results[name] = { probe: {}, user: {}, seccomp: {}, seccompOut: '', seccompArgs: {} };
     });
     afterAll(async () => {
       await removeRoot(rt.root);
@@ -88,6 +90,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
         rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1000, hard: 2000 }],
         transform: (s) => {
           s.process.oomScoreAdj = 100;
+          s.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '1234567' };
         },
       });
       // A host fd left open (not close-on-exec) by the caller must not reach the container.
@@ -135,6 +138,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       expect(f.sys_opts?.split(',')).toContain('ro');
       expect(f.fds).toBe('0,1,2,3,'); // 3 is ls's own directory
       expect([f.home, f.cwd, f.oom_score_adj]).toEqual(['/root', '/', '100']);
+      expect([f.sysctl_ip_forward, f.sysctl_shmmax]).toEqual(['1', '1234567']);
     });
 
     it('runs as the configured user and groups with a read-only root', async () => {
@@ -178,6 +182,36 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       expect(results[name]!.seccomp.Seccomp).toBe('2');
       expect(results[name]!.seccompOut).toMatch(/Operation not permitted/);
       expect(results[name]!.seccomp.mkdir).toBe('1');
+    });
+
+    it('applies seccomp rules with argument conditions (EQ, MASKED_EQ)', async () => {
+      const b = await bundleFor({
+        args: ['sh', '-c', [
+          'touch /tmp/f',
+          'chmod 4755 /tmp/f 2>/dev/null; echo "setuid=$?"',
+          'chmod 755 /tmp/f; echo "plain=$?"',
+          'kill -0 1 2>/dev/null; echo "kill0=$?"',
+          'kill -CONT 1; echo "kill_cont=$?"',
+        ].join('; ')],
+        seccomp: {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+          syscalls: [
+            // no setuid bit through chmod (mode is arg 1) or fchmodat (arg 2): value is the mask
+            { names: ['chmod'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: 0o4000, valueTwo: 0o4000, op: 'SCMP_CMP_MASKED_EQ' }] },
+            { names: ['fchmodat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 2, value: 0o4000, valueTwo: 0o4000, op: 'SCMP_CMP_MASKED_EQ' }] },
+            { names: ['kill'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: 0, op: 'SCMP_CMP_EQ' }] },
+          ],
+        },
+      });
+      try {
+        const r = await runBundle(rt, b);
+        expect(r.code).toBe(0);
+        results[name]!.seccompArgs = keyValues(r.stdout);
+      } finally {
+        await b.dispose([rt]);
+      }
+      expect(results[name]!.seccompArgs).toEqual({ setuid: '1', plain: '0', kill0: '1', kill_cont: '0' });
     });
 
     it('create / start / state / kill / delete, with the limits visible from the host', async () => {
@@ -249,7 +283,7 @@ describe('berth-runtime and runc see the same container', () => {
     'firmware_entries', 'sysrq_write', 'procsys_write', 'dev_null', 'dev_zero', 'dev_full', 'dev_random',
     'dev_urandom', 'dev_tty', 'dev_ptmx', 'dev_fd', 'dev_shm', 'dev_pts', 'cg_mem_limit', 'cg_memsw_limit',
     'cg_cpu_quota', 'cg_cpu_period', 'cg_cpu_shares', 'cg_pids_max', 'cgroup_self', 'cgroupfs_ro',
-    'root_write', 'fds', 'home', 'cwd', 'oom_score_adj',
+    'root_write', 'fds', 'home', 'cwd', 'oom_score_adj', 'sysctl_ip_forward', 'sysctl_shmmax',
   ];
   it.each(same)('%s', (key) => {
     const berth = results['berth-runtime']?.probe;
@@ -270,5 +304,6 @@ describe('berth-runtime and runc see the same container', () => {
   });
   it('seccomp', () => {
     expect(results['berth-runtime']!.seccomp).toEqual(results.runc!.seccomp);
+    expect(results['berth-runtime']!.seccompArgs).toEqual(results.runc!.seccompArgs);
   });
 });
