@@ -95,8 +95,11 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const heartbeat = setInterval(() => {
     void (async () => {
       const status = await redis.hget(keys.node(o.nodeId), 'status');
-      if (status === 'LOST' || status === null) await register();
-      else await redis.hset(keys.node(o.nodeId), 'heartbeatAt', new Date().toISOString());
+      if (status === 'LOST' || status === null) {
+        await register();
+        const stopped = await supervisor.resync();
+        logger.warn({ stopped: stopped.length }, 'this node had been declared lost: registered again and stopped the tasks the cluster gave up');
+      } else await redis.hset(keys.node(o.nodeId), 'heartbeatAt', new Date().toISOString());
     })().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
   }, o.heartbeatMs ?? 1000);
 

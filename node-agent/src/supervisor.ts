@@ -166,8 +166,8 @@ export class TaskSupervisor {
     if (desired === 'STOPPED') throw new StartAborted('Task stopped before it started');
   }
 
-  /** SIGTERM now, SIGKILL after the task's stop timeout. */
-  async stop(taskId: string, reason: string): Promise<void> {
+  /** SIGTERM now, SIGKILL after the task's stop timeout (or `graceSeconds`). */
+  async stop(taskId: string, reason: string, graceSeconds?: number): Promise<void> {
     const p = this.paths(taskId);
     if (!(await exists(p.dir))) {
       // Not started here (yet): the start sees desiredStatus and gives up.
@@ -180,9 +180,14 @@ export class TaskSupervisor {
     await transitionTask(this.d.redis, taskId, 'STOPPING', { stoppingAt: new Date().toISOString() });
     if (!(await exists(p.started))) return; // starting: it checks desiredStatus once launched
     const meta = await readJson<TaskMeta>(p.meta);
+    const grace = graceSeconds ?? meta?.stopTimeout ?? 30;
+    if (grace === 0) {
+      await signalContainer(p.shimState, SIGKILL);
+      return;
+    }
     await signalContainer(p.shimState, SIGTERM);
     if (!this.killTimers.has(taskId)) {
-      const timer = setTimeout(() => { void signalContainer(p.shimState, SIGKILL); }, (meta?.stopTimeout ?? 30) * 1000);
+      const timer = setTimeout(() => { void signalContainer(p.shimState, SIGKILL); }, grace * 1000);
       timer.unref();
       this.killTimers.set(taskId, timer);
     }
@@ -273,6 +278,22 @@ export class TaskSupervisor {
     }
     await this.d.network.recover(new Set(adopted));
     return adopted;
+  }
+
+  /**
+   * After the cluster declared this node lost (and stopped its tasks, maybe
+   * placing them elsewhere): stops every container whose task is no longer
+   * wanted here, so none runs twice.
+   */
+  async resync(): Promise<string[]> {
+    const stopped: string[] = [];
+    for (const taskId of this.supervised.keys()) {
+      const task = await getTask(this.d.redis, taskId);
+      if (task && task.lastStatus !== 'STOPPED' && task.desiredStatus === 'RUNNING' && task.nodeId === this.d.nodeId) continue;
+      await this.stop(taskId, task?.stoppedReason ?? 'the task is no longer wanted on this node', 0);
+      stopped.push(taskId);
+    }
+    return stopped;
   }
 
   /** Stops following the containers without touching them (they outlive the agent). */

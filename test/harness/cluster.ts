@@ -28,6 +28,8 @@ export interface AgentProcess {
   bridge: string;
   start(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends a signal and returns at once (SIGSTOP, SIGCONT). */
+  signal(signal: NodeJS.Signals): void;
   output(): string;
 }
 
@@ -42,15 +44,15 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(): Promise<TestCluster> {
+export async function startCluster(options: { nodeGraceMs?: number } = {}): Promise<TestCluster> {
   const redisServer: TestRedis = await startRedis();
   const registry = await startRegistry();
   const redis = connectRedis(redisServer.url);
   const placement = new Queue<PlacementJob>(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
   const logger = createLogger('test-cluster');
-  logger.level = 'warn';
+  logger.level = 'error';
   await pushExampleImages(registry.host);
-  const scheduler: Scheduler = await startScheduler({ redisUrl: redisServer.url, logger, retryDelayMs: 100 });
+  const scheduler: Scheduler = await startScheduler({ redisUrl: redisServer.url, logger, retryDelayMs: 100, nodeGraceMs: options.nodeGraceMs });
   const agents: { daemon?: Daemon; stateDir: string; bridge: string }[] = [];
 
   async function agent(env: Record<string, string> = {}): Promise<AgentProcess> {
@@ -79,6 +81,9 @@ export async function startCluster(): Promise<TestCluster> {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill(signal);
         await exited;
+      },
+      signal(signal) {
+        record.daemon?.child.kill(signal);
       },
       output: () => record.daemon?.output() ?? '',
     };
