@@ -5,6 +5,7 @@ import { connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PlacementJob } from '../../common/types.ts';
 import { sweepLostNodes } from './liveness.ts';
+import { createSchedulerMetrics, serveMetrics } from './metrics.ts';
 import { createPlacementProcessor, nodeQueueCache } from './placement.ts';
 
 export interface SchedulerOptions {
@@ -18,9 +19,13 @@ export interface SchedulerOptions {
   retryDelayMs?: number;
   /** A node silent for longer is LOST. @defaultValue 10 s (Nomad's) */
   nodeGraceMs?: number;
+  /** host:port of /healthz and /metrics (port 0: a free one); no HTTP server without it. */
+  http?: { host: string; port: number };
 }
 
 export interface Scheduler {
+  /** Where /healthz and /metrics answer, when `http` was given. */
+  address?: string;
   close(): Promise<void>;
 }
 
@@ -29,10 +34,11 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   const workerConnection = connectRedis(o.redisUrl);
   const nodeQueues = nodeQueueCache(redis);
   const graceMs = o.nodeGraceMs ?? 10_000;
-  const processor = createPlacementProcessor(
+  const metrics = createSchedulerMetrics({ redis });
+  const processor = metrics.instrument(createPlacementProcessor(
     { redis, logger: o.logger, placementDeadlineMs: o.placementDeadlineMs ?? 600_000, retryDelayMs: o.retryDelayMs ?? 500 },
     nodeQueues.get,
-  );
+  ));
   const worker = new Worker<PlacementJob>(queues.placement, processor, {
     connection: workerConnection,
     prefix: BULLMQ_PREFIX,
@@ -42,15 +48,19 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   worker.on('error', (err) => o.logger.error({ err: err.message }, 'placement worker error'));
 
   const sweep = setInterval(() => {
-    sweepLostNodes(redis, graceMs, o.logger).catch((err: Error) => o.logger.error({ err: err.message }, 'liveness sweep failed'));
+    sweepLostNodes(redis, graceMs, o.logger).then((lost) => metrics.nodesLost(lost.length)).catch((err: Error) => o.logger.error({ err: err.message }, 'liveness sweep failed'));
   }, Math.max(250, Math.min(1000, graceMs / 4)));
 
-  o.logger.info({ concurrency: o.concurrency ?? 16 }, 'scheduler started');
+  const server = o.http ? await serveMetrics(o.http, metrics.registry, o.logger) : undefined;
+  o.logger.info({ concurrency: o.concurrency ?? 16, address: server?.address }, 'scheduler started');
   return {
+    address: server?.address,
     async close() {
       clearInterval(sweep);
+      await server?.close();
       await worker.close();
       await nodeQueues.close();
+      await metrics.close();
       redis.disconnect();
       workerConnection.disconnect();
     },

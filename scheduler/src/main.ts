@@ -1,5 +1,5 @@
 // The scheduler daemon: `tsx scheduler/src/main.ts`, configured from the environment.
-import { loadConfig } from '../../common/config.ts';
+import { loadConfig, parseAddr } from '../../common/config.ts';
 import { createLogger } from '../../common/log.ts';
 import { startScheduler } from './index.ts';
 
@@ -14,6 +14,7 @@ const scheduler = await startScheduler({
   logger,
   placementDeadlineMs: Number(process.env.BERTH_PLACEMENT_DEADLINE_S ?? 600) * 1000,
   nodeGraceMs: Number(process.env.BERTH_NODE_GRACE_S ?? 10) * 1000,
+  http: parseAddr(process.env.BERTH_SCHEDULER_ADDR ?? '127.0.0.1:8082', 'BERTH_SCHEDULER_ADDR'),
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
