@@ -186,6 +186,9 @@ prepare_fds (const struct init_config *c, berth_error_t *err)
   for (int fd = 3; fd < (int) first; fd++)
     {
       int fl = fcntl (fd, F_GETFD);
+      /* A caller asking for more fds than it passed must not get ours. */
+      if (fd == c->sync_fd || fd == c->exec_listen_fd || fd == log_fd ())
+        return berth_make_error (err, 0, "--preserve-fds %d covers fd %d, which the caller did not pass", c->preserve_fds, fd);
       if (fl >= 0 && fcntl (fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
         return berth_make_error (err, errno, "keep fd %d", fd);
     }
@@ -215,6 +218,7 @@ wait_for_start (struct init_config *c)
     _exit (1);
   close (conn);
   close (c->exec_listen_fd);
+  c->exec_listen_fd = -1;
 }
 
 /* Joins the container's cgroups itself unless the parent did (fast path, see
