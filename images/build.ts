@@ -1,11 +1,13 @@
 // Builds the project's images offline and pushes them to a registry:
 //   npx tsx images/build.ts --registry 127.0.0.1:5000 [--name berth/busybox:latest] [--user u --password p]
+//     [--format oci|docker] [--compression gzip|zstd|none] [--insecure host:port]
 import { parseArgs } from 'node:util';
-import { busyboxImage, nodeImage, pushImage, type BuiltImage } from './index.ts';
+import { busyboxImage, nodeImage, pushImage, type BuildImageOptions, type BuiltImage } from './index.ts';
 
-const RECIPES: Record<string, () => Promise<BuiltImage>> = {
-  'berth/busybox:latest': () => busyboxImage(),
-  'berth/node:20': () => nodeImage(),
+type Recipe = (options: Partial<BuildImageOptions>) => Promise<BuiltImage>;
+const RECIPES: Record<string, Recipe> = {
+  'berth/busybox:latest': (o) => busyboxImage(o),
+  'berth/node:20': (o) => nodeImage(o),
 };
 
 async function main(): Promise<void> {
@@ -17,8 +19,13 @@ async function main(): Promise<void> {
       password: { type: 'string' },
       insecure: { type: 'string', multiple: true },
       list: { type: 'boolean' },
+      format: { type: 'string', default: 'oci' },
+      compression: { type: 'string', default: 'gzip' },
     },
   });
+  if (values.format !== 'oci' && values.format !== 'docker') throw new Error('--format is oci or docker');
+  if (!['gzip', 'zstd', 'none'].includes(values.compression!)) throw new Error('--compression is gzip, zstd or none');
+  const buildOptions: Partial<BuildImageOptions> = { format: values.format, compression: values.compression as BuildImageOptions['compression'] };
   if (values.list) {
     process.stdout.write(Object.keys(RECIPES).join('\n') + '\n');
     return;
@@ -31,7 +38,7 @@ async function main(): Promise<void> {
     const full = RECIPES[name] ? name : `${name}:latest`;
     const colon = full.lastIndexOf(':');
     const started = Date.now();
-    const image = await recipe();
+    const image = await recipe(buildOptions);
     const result = await pushImage(values.registry!, full.slice(0, colon), full.slice(colon + 1), image, { credentials, insecureRegistries: values.insecure });
     const bytes = image.layers.reduce((n, l) => n + l.size, 0);
     process.stdout.write(`${result.reference}@${result.digest} (${(bytes / 1e6).toFixed(1)} MB, ${Date.now() - started} ms)\n`);
