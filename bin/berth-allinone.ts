@@ -59,7 +59,9 @@ async function main(): Promise<void> {
   closers.push(async () => { redis.disconnect(); });
   await ensureAdminKey(redis, config.stateDir);
 
-  const scheduler = await startScheduler({ redisUrl, logger: createLogger('scheduler') });
+  // The scheduler's and the agent's /healthz and /metrics: a free port each unless configured.
+  const httpAddr = (name: string) => (process.env[name] ? parseAddr(process.env[name], name) : { host: '127.0.0.1', port: 0 });
+  const scheduler = await startScheduler({ redisUrl, logger: createLogger('scheduler'), http: httpAddr('BERTH_SCHEDULER_ADDR') });
   closers.push(() => scheduler.close());
 
   const agent = await startAgent({
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
     insecureRegistries: config.insecureRegistries,
     subnet: process.env.BERTH_SUBNET || undefined,
     bridge: process.env.BERTH_BRIDGE || undefined,
+    http: httpAddr('BERTH_AGENT_ADDR'),
   });
   closers.push(() => agent.close());
 
