@@ -25,6 +25,7 @@ export const ERRORS = {
   API_KEY_NOT_FOUND: { status: 404, message: 'No such API key' },
   IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still in progress' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was used with a different request' },
+  NOT_IMPLEMENTED: { status: 501, message: 'Not implemented' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,6 +1,5 @@
 // A task's logs: pages of its Redis stream, or a follow stream (NDJSON) that
 // ends once the task is STOPPED and everything it printed has been sent.
-import { Readable } from 'node:stream';
 import { keys } from '../../../common/keys.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
 import type { LogEvent } from '../../../common/types.ts';
@@ -20,6 +19,8 @@ export interface LogDeps {
   redis: BerthRedis;
   /** How long one blocking read waits before looking at the task's status again. */
   followPollMs?: number;
+  /** Open follow streams, each by the function that ends it (the app ends them all on close). */
+  follows?: Set<() => void>;
 }
 
 export function taskLogHandlers(deps: LogDeps): Handlers {
@@ -57,6 +58,11 @@ export function taskLogHandlers(deps: LogDeps): Handlers {
       await findTask(redis, principal(request).tenant, taskId);
 
       if (q.follow) {
+        // Streamed by hand so the headers go out at once, before the first line exists.
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        res.flushHeaders();
         // A blocking read needs a connection of its own; it goes when the client does.
         const conn = redis.duplicate() as BerthRedis;
         let closed = false;
@@ -64,18 +70,21 @@ export function taskLogHandlers(deps: LogDeps): Handlers {
           closed = true;
           conn.disconnect();
         };
-        reply.raw.once('close', close);
-        const source = follow(taskId, q.after ?? '0-0', () => closed, conn);
-        const stream = Readable.from((async function* () {
-          try {
-            yield* source;
-          } catch (err) {
-            if (!closed) request.log.warn({ err, taskId }, 'log follow ended early');
-          } finally {
-            close();
+        res.once('close', close);
+        deps.follows?.add(close);
+        try {
+          for await (const chunk of follow(taskId, q.after ?? '0-0', () => closed, conn)) {
+            if (closed) break;
+            if (!res.write(chunk)) await new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
           }
-        })());
-        return reply.code(200).type('application/x-ndjson').header('cache-control', 'no-store').send(stream);
+        } catch (err) {
+          if (!closed) request.log.warn({ err, taskId }, 'log follow ended early');
+        } finally {
+          close();
+          deps.follows?.delete(close);
+          res.end();
+        }
+        return reply;
       }
 
       const limit = q.limit ?? 1000;
