@@ -33,13 +33,52 @@ export const keys = {
   idempotency: (tenant: string, keyHash: string) => `${P}:tenant:${tenant}:idem:${keyHash}`,
   /** Token bucket of one API key's request rate. */
   rateLimit: (keyId: string) => `${P}:ratelimit:${keyId}`,
+  // Functions (common/functions.ts). `fn` is one function of one tenant; the
+  // routing keys below are what the slot scripts (common/lua/*slot*.lua) change.
+  /** Hash: config (JSON), version, createdAt, updatedAt. */
+  fn: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}`,
+  /** Hash of version -> that version's config (JSON). */
+  fnVersions: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:versions`,
+  /** Sorted set of a tenant's function names by creation time (ms). */
+  tenantFunctions: (tenant: string) => `${P}:tenant:${tenant}:functions`,
+  /** Set of every function as `<tenant>/<name>` (the autoscaler and async workers walk it). */
+  functions: () => `${P}:functions`,
+  /** Set of the function's wanted instances (starting or ready; not draining). */
+  fnLive: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:live`,
+  /** Sorted set of routable instances, score = requests in flight. */
+  fnReady: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:ready`,
+  /** Hash of instance id -> requests in flight (ready and draining instances). */
+  fnInflight: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:inflight`,
+  /** Hash of instance id -> route JSON { nodeId, agent, ip, port, version, readyAt }. */
+  fnInstances: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:instances`,
+  /** Set of instances taken out of routing, stopped once their last request ends. */
+  fnDraining: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:draining`,
+  /** Hash of instance id -> last slot taken or released (ms); field `_fn` for the function. */
+  fnLastUsed: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:lastused`,
+  /** Sorted set of requests waiting for a slot, score = their deadline (ms). */
+  fnWaiters: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:waiters`,
+  /** Hash of counters: invocations, errors, coldStarts, timeouts, throttles. */
+  fnStats: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:stats`,
+  /** Recent invocation durations (ms), newest first (LTRIM 1000). */
+  fnDurations: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:durations`,
+  /** Sorted set of dead-lettered asynchronous invocation ids by time (ms). */
+  fnDeadLetters: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:dead-letters`,
+  /** An asynchronous invocation (hash, kept 6 h as Lambda keeps events). */
+  invocation: (id: string) => `${P}:invocation:${id}`,
+  /** The token an agent's /v1/proxy wants in `x-berth-agent-token` (set once, shared by every agent and API). */
+  agentToken: () => `${P}:agent-token`,
 } as const;
+
+/** Pub/sub channel: a message `<tenant>/<name>` whenever a slot frees or an instance becomes ready. */
+export const FUNCTION_EVENTS_CHANNEL = `${P}:fn-events`;
 
 // Queue names are hash tags so each queue's keys share one Redis Cluster slot
 // while different queues spread over the shards.
 export const queues = {
   placement: '{placement}',
   node: (nodeId: string) => `{node-${nodeId}}`,
+  /** A function's asynchronous invocations. */
+  fn: (tenant: string, name: string) => `{fn-${tenant}.${name}}`,
 } as const;
 
 export const BULLMQ_PREFIX = 'berth-q';
