@@ -3,12 +3,12 @@
 // node's queue. Any number of replicas may run this at once.
 import { DelayedError, Queue, type Job } from 'bullmq';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
-import { listNodes } from '../../common/nodes.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import { getTask, taskGroup, transitionTask } from '../../common/tasks.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob, PlacementJob, TaskRecord } from '../../common/types.ts';
 import { ConstraintError, filterNodes } from './constraints.ts';
+import { NodeCache } from './node-cache.ts';
 import { DEFAULT_STRATEGY, fits, orderNodes, shortResource, type PlacementStrategy } from './strategy.ts';
 
 export interface PlacementOptions {
@@ -18,6 +18,8 @@ export interface PlacementOptions {
   placementDeadlineMs: number;
   /** How soon a task that found no capacity looks again. */
   retryDelayMs: number;
+  /** How stale the scheduler's view of the nodes may be. */
+  nodeCacheMs: number;
 }
 
 export type NodeQueues = (nodeId: string) => Queue<NodeJob>;
@@ -49,6 +51,7 @@ function strategyOf(task: TaskRecord): PlacementStrategy {
 }
 
 export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
+  const nodeCache = new NodeCache(o.redis, o.nodeCacheMs);
   return async function place(job: Job<PlacementJob>, token?: string): Promise<void> {
     const { taskId } = job.data;
     const task = await getTask(o.redis, taskId);
@@ -63,7 +66,7 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     const demand = { cpu: task.spec.cpu, memory: task.spec.memory };
     const groupKey = keys.groupNodes(task.tenant, taskGroup(task));
     const distinct = task.placementConstraints?.some((c) => c.type === 'distinctInstance') ?? false;
-    const [nodes, counts] = await Promise.all([listNodes(o.redis), o.redis.hgetall(groupKey)]);
+    const [nodes, counts] = await Promise.all([nodeCache.get(), o.redis.hgetall(groupKey)]);
     const groupCounts = new Map(Object.entries(counts).map(([id, n]) => [id, Number(n)] as const).filter(([, n]) => n > 0));
     let eligible;
     try {
@@ -79,11 +82,13 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
         node.nodeId, demand.cpu, demand.memory, taskId, distinct ? '1' : '0',
       );
       if (code === 1) {
+        nodeCache.reserved(node.nodeId, demand.cpu, demand.memory);
         await enqueueStart(nodeQueue(node.nodeId), taskId);
         o.logger.info({ taskId, nodeId: node.nodeId }, 'task placed');
         return;
       }
       if (code === -1) return; // stopped or placed meanwhile
+      nodeCache.invalidate();
       // -2..-5: another replica took the capacity (or the node, for the group) first; try the next node.
     }
 
