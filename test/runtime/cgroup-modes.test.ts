@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { OciSpec } from '../../node-agent/src/bundle/oci-spec.ts';
 import {
   BERTH_RUNTIME, berthRuntime, removeRoot, bundleFor, cgroupDir, cgroupMounts, cli, exec, freshRoot, keyValues, leftovers,
   state, type Runtime,
@@ -25,11 +26,19 @@ afterAll(async () => {
   await removeRoot(rt.root);
 });
 
+/** /dev/kmsg is made (linux.devices) but not in the allow list: it must not open. */
+const withKmsg = (spec: OciSpec) => {
+  (spec.linux as OciSpec['linux'] & { devices?: unknown[] }).devices = [{ path: '/dev/kmsg', type: 'c', major: 1, minor: 11, fileMode: 0o644 }];
+};
+
 const PROBE = String.raw`
 echo "cgroup=$(cut -d: -f1,3 /proc/self/cgroup | sort | tr '\n' ';')"
 echo "fs=$(grep ' /sys/fs/cgroup' /proc/self/mountinfo | sed 's/.* - \([a-z0-9]*\) .*/\1/' | sort -u | tr '\n' ',')"
 echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)"
 echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null)"
+echo "null=$( (echo x > /dev/null) 2>/dev/null && echo ok || echo denied)"
+echo "kmsg=$( (head -c 0 /dev/kmsg) 2>/dev/null && echo ok || echo denied)"
+echo "mknod=$( (mknod /tmp/mem c 1 1) 2>/dev/null && echo ok || echo denied)"
 `;
 
 /** Runs `berth-runtime run` inside a private mount namespace prepared by `setup`. */
@@ -55,7 +64,7 @@ describe.runIf(hybrid)('cgroup hosts', () => {
   });
 
   it('v1 only: limits applied, no cgroup2 membership', async () => {
-    const b = await bundleFor({ args: ['sh', '-c', PROBE], memoryBytes: 48 << 20, pidsLimit: 40 });
+    const b = await bundleFor({ args: ['sh', '-c', PROBE], memoryBytes: 48 << 20, pidsLimit: 40, transform: withKmsg });
     disposers.push(() => b.dispose([rt]));
     const unified = cgroupMounts().find((h) => h.v2)!.mountpoint;
     const r = await runIn(`umount -l ${unified}`, b.bundle, b.id);
@@ -65,21 +74,23 @@ describe.runIf(hybrid)('cgroup hosts', () => {
     expect(f.mem).toBe(String(48 << 20));
     expect(f.pids).toBe('40');
     expect(f.fs).toBe('cgroup,tmpfs,');
+    expect([f.null, f.kmsg, f.mknod]).toEqual(['ok', 'denied', 'denied']); // devices controller
     expect(existsSync(path.join(unified, b.cgroupsPath))).toBe(false);
     expect(leftovers(b, rt)).toEqual([]);
   });
 
   it('v2 only: cloned into its cgroup, a cgroup namespace and cgroup2 inside', async () => {
-    const b = await bundleFor({ args: ['sh', '-c', PROBE] });
+    const b = await bundleFor({ args: ['sh', '-c', PROBE], transform: withKmsg });
     disposers.push(() => b.dispose([rt]));
-    // The v1 controllers stay bound to their hierarchies: no limits can be tested
-    // here, only placement, the namespace and clean-up.
+    // The v1 controllers stay bound to their hierarchies: no memory/CPU/pids limits
+    // can be tested here; placement, the namespace, device rules and clean-up can.
     const r = await runIn('umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup', b.bundle, b.id);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const f = keyValues(r.stdout);
     expect(f.fs).toBe('cgroup2,');
     expect(f.cgroup).toContain('0:/;');
+    expect([f.null, f.kmsg, f.mknod]).toEqual(['ok', 'denied', 'denied']); // the eBPF device filter
     expect(leftovers(b, rt)).toEqual([]);
   });
 });

@@ -11,6 +11,7 @@ struct cgroup_ops
   int (*enter) (struct cgroup *cg, pid_t pid, berth_error_t *err);
   int (*enter_self) (struct cgroup *cg, bool placed_by_clone, berth_error_t *err);
   int (*apply) (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err);
+  int (*apply_devices) (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err);
   /* The directory whose cgroup.procs lists every process of the container. */
   const char *(*procs_dir) (struct cgroup *cg);
   bool (*oom_killed) (struct cgroup *cg);

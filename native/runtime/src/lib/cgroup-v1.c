@@ -186,7 +186,7 @@ static int
 v1_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
 {
   struct cgroup_hierarchy *h;
-  if (v1_apply_devices (cg, r, err) < 0 || v1_apply_memory (cg, r, err) < 0 || v1_apply_cpu (cg, r, err) < 0)
+  if (v1_apply_memory (cg, r, err) < 0 || v1_apply_cpu (cg, r, err) < 0)
     return -1;
   if (r->has_pids_limit)
     {
@@ -251,6 +251,7 @@ const struct cgroup_ops cgroup_ops_v1 = {
   .enter = v1_enter,
   .enter_self = v1_enter_self,
   .apply = v1_apply,
+  .apply_devices = v1_apply_devices,
   .procs_dir = v1_procs_dir,
   .oom_killed = v1_oom_killed,
 };
@@ -263,6 +264,7 @@ const struct cgroup_ops cgroup_ops_hybrid = {
   .enter = v1_enter,
   .enter_self = v1_enter_self,
   .apply = v1_apply,
+  .apply_devices = v1_apply_devices,
   .procs_dir = v1_procs_dir,
   .oom_killed = v1_oom_killed,
 };

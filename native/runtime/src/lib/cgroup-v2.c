@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cgroup-internal.h"
+#include "device-filter.h"
 #include "log.h"
 #include "utils.h"
 
@@ -151,9 +152,13 @@ v2_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
       else
         log_warning ("linux.resources.blockIO.weight ignored: the host has no io weight");
     }
-  if (r->n_device_rules)
-    log_debug ("device cgroup rules are not enforced on cgroup v2 (needs eBPF); only listed device nodes exist");
   return 0;
+}
+
+static int
+v2_apply_devices (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
+{
+  return device_filter_attach (cgroup_find_v2 (cg)->dir, r->device_rules, r->n_device_rules, err);
 }
 
 static const char *
@@ -184,6 +189,7 @@ const struct cgroup_ops cgroup_ops_v2 = {
   .enter = v2_enter,
   .enter_self = v2_enter_self,
   .apply = v2_apply,
+  .apply_devices = v2_apply_devices,
   .procs_dir = v2_procs_dir,
   .oom_killed = v2_oom_killed,
 };

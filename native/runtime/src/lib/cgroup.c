@@ -361,6 +361,14 @@ cgroup_destroy (struct cgroup *cg, berth_error_t *err)
   return 0;
 }
 
+int
+cgroup_apply_devices (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
+{
+  if (r->n_device_rules && cg->ops->apply_devices (cg, r, err) < 0)
+    return berth_error_wrap (err, "apply linux.resources.devices");
+  return 0;
+}
+
 bool
 cgroup_oom_killed (struct cgroup *cg)
 {

@@ -46,8 +46,10 @@ int cgroup_enter_self (struct cgroup *cg, bool placed_by_clone, berth_error_t *e
 /* An fd of the container's cgroup2 directory for clone3(CLONE_INTO_CGROUP), or
  * -1 when the host has no cgroup2 hierarchy. */
 int cgroup_clone_fd (struct cgroup *cg);
-/* Writes linux.resources. */
+/* Writes linux.resources but the device rules. */
 int cgroup_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err);
+/* Applies linux.resources.devices (v1 devices controller, or an eBPF filter on v2). */
+int cgroup_apply_devices (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err);
 /* Sends `sig` to every process in the container's cgroup; returns how many. */
 int cgroup_kill_all (struct cgroup *cg, int sig, berth_error_t *err);
 /* Removes the container's directories (killing stragglers); absent ones are fine. */

@@ -288,6 +288,9 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
     }
   TIMING ("child ready");
 
+  /* Device rules last: the init had to make its device nodes first. */
+  if (cgroup_apply_devices (u.cg, &s->resources, err) < 0)
+    goto fail;
   st.id = (char *) o->id;
   st.bundle = s->bundle;
   st.oci_version = s->oci_version;
@@ -313,7 +316,7 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
           goto fail;
         }
     }
-  if (!run_mode && sync_send (sv[0], SYNC_CREATED, 0, NULL) < 0)
+  if (sync_send (sv[0], SYNC_CREATED, 0, NULL) < 0)
     {
       berth_make_error (err, errno, "hand over to the container init");
       goto fail;

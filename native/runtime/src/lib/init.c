@@ -289,16 +289,17 @@ container_init (struct init_config *c)
   env = build_env (s);
 
   /* In `create` the container outlives the parent once the parent has recorded
-   * it: stop dying with the parent before saying we are ready, then wait for its
-   * word (EOF: it failed or died, and we exit). */
+   * it: stop dying with the parent before saying we are ready. Then wait for its
+   * word, which also means the device rules are in place (they come after our
+   * mknods); EOF: it failed or died, and we exit. */
   if (c->exec_listen_fd >= 0)
     prctl (PR_SET_PDEATHSIG, 0, 0, 0, 0);
   if (sync_send (c->sync_fd, SYNC_READY, 0, NULL) < 0)
     _exit (1);
+  if (sync_recv (c->sync_fd, &msg, &err) < 0 || msg.type != SYNC_CREATED)
+    _exit (1);
   if (c->exec_listen_fd >= 0)
     {
-      if (sync_recv (c->sync_fd, &msg, &err) < 0 || msg.type != SYNC_CREATED)
-        _exit (1);
       close (c->sync_fd);
       c->sync_fd = -1;
       wait_for_start (c);

@@ -9,7 +9,7 @@ enum sync_type
   SYNC_GO = 1, /* parent → init: ids mapped, limits set; status is a GO_* */
   SYNC_READY,  /* init → parent: set up, about to wait for `start` (or exec) */
   SYNC_ERROR,  /* init → parent: setup failed, msg says why */
-  SYNC_CREATED, /* parent → init: state recorded, wait for `start` */
+  SYNC_CREATED, /* parent → init: devices limited, state recorded; go on */
 };
 
 /* How the init gets into its cgroups. */
