@@ -158,6 +158,34 @@ mkdir_in_root (int rootfd, const char *path, bool last_is_file, berth_error_t *e
   berth_error_release (err);
   if (secure_join (rootfd, path, &resolved, err) < 0)
     return -1;
+  {
+    /* Usually only the last component is missing: try its parent first. */
+    cleanup_free char *dir = xstrdup (resolved);
+    char *slash = strrchr (dir, '/');
+    if (slash && slash[1])
+      {
+        cleanup_close int parent = -1;
+        const char *base = resolved + (slash - dir) + 1;
+        *slash = '\0';
+        parent = open_in_root (rootfd, dir[0] ? dir : "/", O_PATH | O_DIRECTORY, err);
+        if (parent >= 0)
+          {
+            int r;
+            if (last_is_file)
+              {
+                r = openat (parent, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (r >= 0)
+                  close (r);
+              }
+            else
+              r = mkdirat (parent, base, 0755);
+            if (r < 0 && errno != EEXIST)
+              return berth_make_error (err, errno, "create `%s` in the rootfs", path);
+            return open_in_root (rootfd, resolved, O_PATH, err);
+          }
+        berth_error_release (err);
+      }
+  }
   copy = xstrdup (resolved);
   prefix = xstrdup ("/");
   for (comp = strtok_r (copy, "/", &save); comp; comp = next)

@@ -157,20 +157,23 @@ write_file_atomic (const char *path, const char *data, size_t len, mode_t mode, 
 int
 mkdir_p (const char *path, mode_t mode, berth_error_t *err)
 {
-  cleanup_free char *p = xstrdup (path);
-  for (char *s = p + 1;; s++)
-    {
-      if (*s == '/' || *s == '\0')
-        {
-          char c = *s;
-          *s = '\0';
-          if (mkdir (p, mode) < 0 && errno != EEXIST)
-            return berth_make_error (err, errno, "mkdir `%s`", p);
-          *s = c;
-          if (c == '\0')
-            break;
-        }
-    }
+  cleanup_free char *parent = NULL;
+  char *slash;
+
+  /* The usual case is one missing level: try the whole path first. */
+  if (mkdir (path, mode) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return berth_make_error (err, errno, "mkdir `%s`", path);
+  parent = xstrdup (path);
+  slash = strrchr (parent, '/');
+  if (slash == NULL || slash == parent)
+    return berth_make_error (err, ENOENT, "mkdir `%s`", path);
+  *slash = '\0';
+  if (mkdir_p (parent, mode, err) < 0)
+    return -1;
+  if (mkdir (path, mode) < 0 && errno != EEXIST)
+    return berth_make_error (err, errno, "mkdir `%s`", path);
   return 0;
 }
 
