@@ -38,6 +38,8 @@ export interface SpecOperation {
   public: boolean;
   /** Admin keys only (`x-berth-admin: true`). */
   admin: boolean;
+  /** Answers with a stream that stays open (`text/event-stream`). */
+  streaming: boolean;
   schema: FastifySchema;
 }
 
@@ -118,6 +120,8 @@ export function specOperations(doc: OpenApiDocument = loadSpec()): SpecOperation
         url: p.replace(/\{([^}]+)\}/g, ':$1'),
         public: security.length === 0,
         admin: op['x-berth-admin'] === true,
+        streaming: Object.values((op.responses as Record<string, Json> | undefined) ?? {})
+          .some((r) => Object.keys((r.content as Json | undefined) ?? {}).includes('text/event-stream')),
         schema,
       });
     }
