@@ -64,7 +64,7 @@ describe('the dashboard', () => {
     await page.waitForSelector(`#nodes .node[data-node-id="${aio!.nodeId}"] .bar`);
 
     const def = await aio!.api('POST', '/v1/task-definitions', {
-      family: 'spin', image: 'berth/busybox:latest', command: ['sh', '-c', 'while :; do :; done'], cpu: 256, memory: 64,
+      family: 'spin', image: 'berth/busybox:latest', command: ['sh', '-c', 'while :; do :; done'], cpu: 256, memory: 64, stopTimeout: 2,
     });
     expect(def.status).toBe(201);
     const run = await aio!.api('POST', '/v1/tasks', { taskDefinition: 'spin' });
