@@ -33,6 +33,7 @@ int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err)
       s->clients[i].buf = request_buffers[i];
       s->clients[i].eof = false;
       s->clients[i].waiting = false;
+      s->clients[i].draining = false;
     }
   if (path_join(s->path, sizeof s->path, state_dir, "shim.sock", err) < 0)
     return -1;
@@ -57,7 +58,7 @@ int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err)
     return shim_error(err, errno, "bind %s", s->path);
   if (chmod(s->path, 0600) < 0)
     return shim_error(err, errno, "chmod %s", s->path);
-  if (listen(fd, 64) < 0)
+  if (listen(fd, 128) < 0)
     return shim_error(err, errno, "listen %s", s->path);
   s->listen_fd = steal_fd(&fd);
   return 0;
@@ -82,6 +83,7 @@ static void drop_client(struct ctl_client *c)
   c->fd = -1;
   c->waiting = false;
   c->eof = false;
+  c->draining = false;
   c->len = 0;
 }
 
@@ -97,11 +99,14 @@ void ctl_close(struct ctl_server *s)
   s->listen_fd = -1;
 }
 
-/* Sends the line and closes: responses are small, the socket buffer empty. */
+/* Sends the line (responses are small, the socket buffer empty), then ends
+ * our side; the slot is freed when the client closes its side. */
 static void respond(struct ctl_client *c, const char *line, size_t n)
 {
   (void) send(c->fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-  drop_client(c);
+  (void) shutdown(c->fd, SHUT_WR);
+  c->waiting = false;
+  c->draining = true;
 }
 
 static void respond_error(struct ctl_client *c, const char *msg)
@@ -206,33 +211,47 @@ static void handle_request(struct ctl_client *c, struct container *ct, const cha
     }
 }
 
+/* A free slot, else one whose client has had its answer; -1 if none. */
+static int find_slot(const struct ctl_server *s)
+{
+  int draining = -1;
+
+  for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+    {
+      if (s->clients[i].fd < 0)
+        return i;
+      if (s->clients[i].draining && draining < 0)
+        draining = i;
+    }
+  return draining;
+}
+
+short ctl_listen_events(const struct ctl_server *s)
+{
+  return find_slot(s) >= 0 ? POLLIN : 0;
+}
+
 void ctl_accept(struct ctl_server *s)
 {
   for (;;)
     {
-      int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      size_t i;
+      int i = find_slot(s), fd;
 
+      if (i < 0)
+        return; /* the rest wait in the backlog */
+      fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0)
         return;
-      for (i = 0; i < CTL_MAX_CLIENTS && s->clients[i].fd >= 0; i++)
-        ;
-      if (i == CTL_MAX_CLIENTS)
-        {
-          struct ctl_client tmp = { .fd = fd };
-          respond_error(&tmp, "too many clients");
-          continue;
-        }
+      /* a draining client has its answer queued; it can still read it */
+      drop_client(&s->clients[i]);
       s->clients[i].fd = fd;
-      s->clients[i].len = 0;
-      s->clients[i].waiting = false;
-      s->clients[i].eof = false;
     }
 }
 
 short ctl_client_events(const struct ctl_server *s, size_t i)
 {
-  return s->clients[i].eof ? 0 : POLLIN;
+  const struct ctl_client *c = &s->clients[i];
+  return c->eof && !c->draining ? 0 : POLLIN;
 }
 
 void ctl_client_event(struct ctl_server *s, size_t i, short revents, struct container *ct)
@@ -244,6 +263,14 @@ void ctl_client_event(struct ctl_server *s, size_t i, short revents, struct cont
 
   if (c->fd < 0)
     return;
+  if (c->draining)
+    {
+      /* discard whatever else it sends; close once it has closed */
+      r = recv(c->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        drop_client(c);
+      return;
+    }
   if (c->eof)
     {
       /* only POLLHUP/POLLERR can come: the client is gone */

@@ -5,7 +5,9 @@
  *   {"op":"kill","signal":N}-> {"ok":true} or {"ok":false,"error":"…"}
  *   {"op":"wait"}           -> the exit.json object, once the container exited
  *   anything else           -> {"ok":false,"error":"…"}
- * The connection is closed after the response. */
+ * After the response the shim shuts down its side and closes once the client
+ * has closed (closing with unread input would reset the connection and could
+ * cost the client the response). */
 #ifndef BERTH_SHIM_CONTROL_H
 #define BERTH_SHIM_CONTROL_H
 
@@ -17,14 +19,15 @@
 #include "container.h"
 #include "error.h"
 
-#define CTL_MAX_CLIENTS 16
+#define CTL_MAX_CLIENTS 64
 #define CTL_REQUEST_MAX 4096
 
 struct ctl_client
 {
   int fd; /* -1: free slot */
   bool waiting;
-  bool eof; /* the client shut down its side; still owed an answer */
+  bool eof;      /* the client shut down its side; still owed an answer */
+  bool draining; /* answered: discarding input until the client closes */
   size_t len;
   char *buf; /* CTL_REQUEST_MAX bytes, kept apart so idle slots touch no memory */
 };
@@ -45,7 +48,11 @@ bool ctl_probe(const char *state_dir);
 /* Closes everything and removes the socket file. */
 void ctl_close(struct ctl_server *s);
 
-/* Accepts pending connections (call when listen_fd is readable). */
+/* The poll events to ask for on listen_fd: none while every slot is busy
+ * (further clients wait in the listen backlog). */
+short ctl_listen_events(const struct ctl_server *s);
+
+/* Accepts pending connections while there are slots (call when readable). */
 void ctl_accept(struct ctl_server *s);
 
 /* The poll events to ask for on client i. */

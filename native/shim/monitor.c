@@ -182,7 +182,7 @@ static void run_loop(struct monitor *m)
       pfd[PFD_SIGNAL] = (struct pollfd){ .fd = m->sig_fd, .events = POLLIN };
       pfd[PFD_STDOUT] = (struct pollfd){ .fd = m->out.fd, .events = POLLIN };
       pfd[PFD_STDERR] = (struct pollfd){ .fd = m->err.fd, .events = POLLIN };
-      pfd[PFD_LISTEN] = (struct pollfd){ .fd = m->ctl.listen_fd, .events = POLLIN };
+      pfd[PFD_LISTEN] = (struct pollfd){ .fd = m->ctl.listen_fd, .events = ctl_listen_events(&m->ctl) };
       pfd[PFD_OOM] = (struct pollfd){ .fd = m->oom.fd, .events = POLLIN };
       for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
         pfd[PFD_CLIENTS + i] = (struct pollfd){ .fd = m->ctl.clients[i].fd, .events = ctl_client_events(&m->ctl, i) };

@@ -86,6 +86,20 @@ describe.each(RUNTIMES)('berth-shim control socket ($name)', (runtime) => {
     expect(JSON.parse(await rawRequest(run.stateDir, '{"op":"state","x":[1,{"y":null}]}', { end: true }))).toMatchObject({ status: 'running' });
   });
 
+  it('answers every time even when the client sent more than it reads (no reset)', async () => {
+    const run = await ctx.prepare({ args: ['sleep', '1000'] });
+    await ctx.start(run);
+    for (let i = 0; i < 50; i++) {
+      const tooLong = JSON.parse(await rawRequest(run.stateDir, 'y'.repeat(20_000))) as { ok: boolean; error: string };
+      expect(tooLong).toEqual({ ok: false, error: 'request too long' });
+      const pipelined = JSON.parse((await rawRequest(run.stateDir, '{"op":"state"}\n{"op":"state"}\n' + 'z'.repeat(5000))).split('\n')[0]!) as { status: string };
+      expect(pipelined.status).toBe('running');
+    }
+    // more clients than slots at once: all are answered
+    const answers = await Promise.all(Array.from({ length: 100 }, () => request(run.stateDir, { op: 'state' })));
+    for (const a of answers) expect(a).toMatchObject({ status: 'running' });
+  });
+
   it('sends the requested signal, SIGTERM by default', async () => {
     const run = await ctx.prepare({ args: ['sh', '-c', 'trap "exit 42" TERM; trap "exit 43" USR1; while true; do sleep 0.05; done'] });
     await ctx.start(run);
