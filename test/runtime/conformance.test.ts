@@ -1,7 +1,8 @@
 // One suite run against each runtime (containerd's testsuite style): the same
 // bundles under berth-runtime and runc, with the observable results asserted for
 // each and then compared between them.
-import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITIES } from '../../node-agent/src/bundle/spec.ts';
 import {
@@ -252,6 +253,61 @@ function runtimeSuite(make: (root: string) => Runtime): void {
         const refused = await cli(rt, ['delete', b.id]);
         expect(refused.code).not.toBe(0);
         expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
+        expect(leftovers(b, rt)).toEqual([]);
+      } finally {
+        await b.dispose([rt]);
+      }
+    });
+
+    it('joins the namespaces of another container by path', async () => {
+      const a = await bundleFor({ args: ['sleep', '30'], hostname: 'first' });
+      const b = await bundleFor({
+        args: ['sh', '-c', 'echo "net=$(readlink /proc/self/ns/net)"; echo "uts=$(readlink /proc/self/ns/uts)"; echo "host=$(hostname)"; echo "pid1=$(cat /proc/1/comm)"'],
+        transform: (spec) => {
+          delete spec.hostname;
+        },
+      });
+      try {
+        expect((await cli(rt, ['run', '--detach', '--bundle', a.bundle, a.id], { detached: true })).code).toBe(0);
+        const { pid } = await state(rt, a.id);
+        for (const ns of b.spec.linux.namespaces) {
+          if (ns.type === 'network' || ns.type === 'uts' || ns.type === 'pid' || ns.type === 'ipc') {
+            ns.path = `/proc/${pid}/ns/${ns.type === 'network' ? 'net' : ns.type}`;
+          }
+        }
+        await b.writeSpec();
+        const r = await runBundle(rt, b);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        const f = keyValues(r.stdout);
+        expect(f.net).toBe(readlinkSync(`/proc/${pid}/ns/net`));
+        expect(f.uts).toBe(readlinkSync(`/proc/${pid}/ns/uts`));
+        expect([f.host, f.pid1]).toEqual(['first', 'sleep']);
+      } finally {
+        await b.dispose([rt]);
+        await a.dispose([rt]);
+      }
+    });
+
+    it('maps users in a new user namespace', async () => {
+      const b = await bundleFor({
+        args: ['sh', '-c', 'echo "uid=$(id -u)"; echo "map=$(cat /proc/self/uid_map | tr -s " ")"; echo "owner=$(stat -c %u /bin/busybox)"'],
+        transform: (spec) => {
+          spec.linux.namespaces.push({ type: 'user' });
+          spec.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+          spec.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+        },
+      });
+      try {
+        // the mapped root must be able to reach the rootfs: mkdtemp made its parent 0700
+        chmodSync(path.dirname(b.bundle), 0o755);
+        const r = await runBundle(rt, b);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        const f = keyValues(r.stdout);
+        expect(f.uid).toBe('0');
+        expect(f.map).toBe('0 200000 65536');
+        expect(f.owner).toBe('65534'); // host root is unmapped: nobody
         expect(leftovers(b, rt)).toEqual([]);
       } finally {
         await b.dispose([rt]);
