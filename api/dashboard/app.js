@@ -21,6 +21,7 @@ const state = {
   watchTimer: null,
   nodes: null,
   timers: [],
+  windowS: 900,
 };
 
 // ---------- formatting ----------
@@ -231,8 +232,11 @@ function renderDetail() {
   $('#stop-task').hidden = !task || task.lastStatus === 'STOPPED' || task.desiredStatus === 'STOPPED';
   if (!state.charts) {
     state.charts = new TaskCharts($('#cpu-chart'), $('#memory-chart'));
+    state.charts.setWindow(state.windowS);
   }
   state.charts.update(task, state.samples);
+  // What the time line marks, for whoever reads the page without eyes (and the tests).
+  box.dataset.markers = state.charts.markers.map((m) => m.kind).join(' ');
 }
 
 async function stopSelected() {
@@ -314,6 +318,16 @@ $('#login-form').addEventListener('submit', (e) => {
 });
 $('#logout').addEventListener('click', logout);
 $('#stop-task').addEventListener('click', () => void stopSelected());
+for (const b of document.querySelectorAll('#chart-window button')) {
+  b.addEventListener('click', () => {
+    state.windowS = Number(b.dataset.window);
+    for (const other of document.querySelectorAll('#chart-window button')) other.setAttribute('aria-pressed', String(other === b));
+    if (state.charts) {
+      state.charts.setWindow(state.windowS);
+      state.charts.update(state.tasks.get(state.selected), state.samples);
+    }
+  });
+}
 window.addEventListener('resize', () => state.charts?.resize($('#cpu-chart').clientWidth));
 
 if (session.key) void login(session.key);

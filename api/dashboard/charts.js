@@ -40,7 +40,8 @@ function markerPlugin(getMarkers) {
         const ratio = window.devicePixelRatio || 1;
         const { ctx } = u;
         const { left, top, width, height } = u.bbox;
-        for (const m of getMarkers()) {
+        let labelEnd = -Infinity;
+        for (const m of [...getMarkers()].sort((a, b) => a.t - b.t)) {
           const x = Math.round(u.valToPos(m.t, 'x', true));
           if (x < left || x > left + width) continue;
           ctx.save();
@@ -52,8 +53,12 @@ function markerPlugin(getMarkers) {
           ctx.moveTo(x, top);
           ctx.lineTo(x, top + height);
           ctx.stroke();
+          // Labels that would overlap the previous one are left out; the line stays.
           ctx.font = `${11 * ratio}px system-ui, sans-serif`;
-          ctx.fillText(m.label, x + 3 * ratio, top + 12 * ratio);
+          if (x >= labelEnd) {
+            ctx.fillText(m.label, x + 3 * ratio, top + 12 * ratio);
+            labelEnd = x + 3 * ratio + ctx.measureText(m.label).width + 4 * ratio;
+          }
           ctx.restore();
         }
       }],
@@ -73,8 +78,9 @@ export class TaskCharts {
   constructor(cpuEl, memEl) {
     this.markers = [];
     this.now = Date.now() / 1000;
+    this.windowS = WINDOW_S;
     const width = Math.max(300, cpuEl.clientWidth || 600);
-    const x = { time: true, range: () => [this.now - WINDOW_S, this.now] };
+    const x = { time: true, range: () => [this.now - this.windowS, this.now] };
     const plugins = [markerPlugin(() => this.markers)];
     this.cpu = new uPlot({
       title: 'CPU',
@@ -104,7 +110,7 @@ export class TaskCharts {
   /** samples: oldest first. */
   update(task, samples, now = Date.now() / 1000) {
     this.now = now;
-    const from = now - WINDOW_S;
+    const from = now - this.windowS;
     const shown = samples.filter((s) => Date.parse(s.time) / 1000 >= from);
     const xs = shown.map((s) => Date.parse(s.time) / 1000);
     this.markers = markersFor(task, samples);
@@ -115,6 +121,11 @@ export class TaskCharts {
       shown.map((s) => (s.memoryPeakBytes == null ? null : s.memoryPeakBytes / MIB)),
       shown.map((s) => (s.memoryLimitBytes == null ? null : s.memoryLimitBytes / MIB)),
     ]);
+  }
+
+  /** Shows the last `seconds` (at most the 15 minutes kept). */
+  setWindow(seconds) {
+    this.windowS = Math.min(WINDOW_S, Math.max(30, seconds));
   }
 
   resize(width) {

@@ -104,6 +104,8 @@ describe('the dashboard', () => {
     // More samples arrive without a reload.
     const before = Number(seen.samples);
     await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#task-detail')?.dataset.samples) > n, before, { timeout: 10_000 });
+    await page.click('#chart-window button[data-window="60"]');
+    expect(await page.getAttribute('#chart-window button[data-window="60"]', 'aria-pressed')).toBe('true');
     await browser!.screenshot('running');
 
     await page.click('#stop-task');
@@ -118,4 +120,30 @@ describe('the dashboard', () => {
     expect(await page.getAttribute('#functions', 'data-available')).toMatch(/^(true|false)$/);
     expect(browser!.pageErrors).toEqual([]);
   }, 150_000);
+
+  it('marks OOM kills on the time line while the task goes on', async () => {
+    const { page } = browser!;
+    // A child that doubles a string until the 16 MiB limit kills it, again and again.
+    const def = await aio!.api('POST', '/v1/task-definitions', {
+      family: 'oom', image: 'berth/busybox:latest', memory: 16, cpu: 256, stopTimeout: 1,
+      command: ['sh', '-c', 'while :; do sh -c \'a=x; while :; do a=$a$a; done\'; sleep 1; done'],
+    });
+    expect(def.status).toBe(201);
+    const run = await aio!.api('POST', '/v1/tasks', { taskDefinition: 'oom' });
+    const taskId: string = run.body.tasks[0].taskId;
+    taskIds.push(taskId);
+    const row = page.locator(`#tasks tr[data-task-id="${taskId}"]`);
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 60_000 }).toBe('RUNNING');
+    await row.click();
+    await page.waitForFunction((id) => {
+      const d = document.querySelector<HTMLElement>(`#task-detail[data-task-id="${id}"]`)?.dataset;
+      return !!d && Number(d.oomKills) > 0 && (d.markers ?? '').split(' ').includes('oom');
+    }, taskId, { timeout: 30_000 });
+    expect(await page.getAttribute('#task-detail', 'data-status')).toBe('RUNNING');
+    expect(await page.textContent('[data-readout="oom-kills"]')).toMatch(/^[1-9]/);
+    await browser!.screenshot('oom');
+    expect((await aio!.api('POST', `/v1/tasks/${taskId}/stop`)).status).toBe(200);
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 30_000 }).toBe('STOPPED');
+    expect(browser!.pageErrors).toEqual([]);
+  }, 120_000);
 });
