@@ -1,0 +1,329 @@
+// The function store and the instance routing table, shared by the API (deploy,
+// gateway), the scheduler (autoscaler) and the agent (readiness, proxy).
+//
+// A function is a tenant's named, versioned config. Each instance of it is a
+// task record (kind 'function') placed by the scheduler and started by an
+// agent like any task; once its readiness check passes the agent makes it
+// routable. Which instance has a free concurrency slot is decided by the Lua
+// scripts common/lua/acquire-slot-3.lua and friends, over the keys below.
+import { randomBytes } from 'node:crypto';
+import { FUNCTION_EVENTS_CHANNEL, keys } from './keys.ts';
+import type { BerthRedis } from './redis.ts';
+import { getTask, saveNewTasks, transitionTask } from './tasks.ts';
+import type { TaskContainerSpec, TaskRecord } from './types.ts';
+
+/** A function as deployed (the API's FunctionInput with defaults filled). */
+export interface FunctionConfig {
+  name: string;
+  image: string;
+  command?: string[];
+  entryPoint?: string[];
+  environment: { name: string; value: string }[];
+  /** CPU units (1024 = one vCPU). */
+  cpu: number;
+  /** MiB, a hard limit. */
+  memory: number;
+  /** Seconds one invocation may take before 504. */
+  timeout: number;
+  /** Requests one instance serves at once. */
+  concurrency: number;
+  minInstances: number;
+  maxInstances: number;
+  /** Seconds an instance may sit idle before it is scaled down (to zero at the end). */
+  idleTimeout: number;
+  /** The port the container listens on, given to it as $PORT. */
+  port: number;
+  /** TCP connect to the port, or an HTTP GET of `path` answering 2xx/3xx; `timeout` seconds to pass. */
+  readiness: { path?: string; timeout: number };
+  /** Retries of an asynchronous invocation after the first attempt fails (0–2, Lambda's). */
+  asyncRetries: number;
+  repositoryCredentials?: { username: string; password: string };
+}
+
+export interface FunctionRecord {
+  tenant: string;
+  name: string;
+  version: number;
+  config: FunctionConfig;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The fields an instance's task record carries besides a task's. */
+export interface InstanceFields {
+  kind: 'function';
+  functionName: string;
+  functionVersion: string;
+  functionPort: string;
+  /** JSON of FunctionConfig['readiness']. */
+  functionReadiness: string;
+}
+
+export type InstanceRecord = TaskRecord & InstanceFields;
+
+/** Where the gateway reaches a ready instance. */
+export interface InstanceRoute {
+  nodeId: string;
+  /** host:port of the node agent's HTTP server (its /v1/proxy). */
+  agent: string;
+  ip: string;
+  port: number;
+  version: number;
+  readyAt: string;
+}
+
+export interface FunctionKeys {
+  live: string;
+  ready: string;
+  inflight: string;
+  instances: string;
+  draining: string;
+  lastUsed: string;
+  waiters: string;
+  stats: string;
+  durations: string;
+  deadLetters: string;
+}
+
+export function functionKeys(tenant: string, name: string): FunctionKeys {
+  return {
+    live: keys.fnLive(tenant, name),
+    ready: keys.fnReady(tenant, name),
+    inflight: keys.fnInflight(tenant, name),
+    instances: keys.fnInstances(tenant, name),
+    draining: keys.fnDraining(tenant, name),
+    lastUsed: keys.fnLastUsed(tenant, name),
+    waiters: keys.fnWaiters(tenant, name),
+    stats: keys.fnStats(tenant, name),
+    durations: keys.fnDurations(tenant, name),
+    deadLetters: keys.fnDeadLetters(tenant, name),
+  };
+}
+
+/** The scripts of common/lua/*slot*.lua, as connectRedis defines them. */
+interface SlotScripts {
+  acquireSlot(ready: string, inflight: string, lastUsed: string, concurrency: number, now: number): Promise<[number, string]>;
+  releaseSlot(ready: string, inflight: string, lastUsed: string, id: string, now: number, channel: string, message: string): Promise<number>;
+  slotRequestInstance(live: string, ready: string, waiters: string, max: number, concurrency: number, id: string, now: number): Promise<number>;
+  slotRegisterInstance(live: string, ready: string, inflight: string, instances: string, id: string, route: string, channel: string, message: string): Promise<number>;
+  slotDrainInstance(live: string, ready: string, inflight: string, draining: string, id: string, onlyIdle: '0' | '1'): Promise<number>;
+}
+
+const scripts = (redis: BerthRedis) => redis as unknown as SlotScripts;
+
+export const fnId = (tenant: string, name: string) => `${tenant}/${name}`;
+
+export function parseFnId(id: string): { tenant: string; name: string } {
+  const slash = id.indexOf('/');
+  return { tenant: id.slice(0, slash), name: id.slice(slash + 1) };
+}
+
+export function newInstanceId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+// ---- the function store ----
+
+export async function getFunction(redis: BerthRedis, tenant: string, name: string): Promise<FunctionRecord | null> {
+  const h = await redis.hgetall(keys.fn(tenant, name));
+  if (!h.config) return null;
+  return { tenant, name, version: Number(h.version), config: JSON.parse(h.config) as FunctionConfig, createdAt: h.createdAt!, updatedAt: h.updatedAt! };
+}
+
+/** Creates the function or makes `config` its next version. */
+export async function saveFunction(redis: BerthRedis, tenant: string, config: FunctionConfig): Promise<{ record: FunctionRecord; created: boolean }> {
+  const now = new Date().toISOString();
+  const key = keys.fn(tenant, config.name);
+  const json = JSON.stringify(config);
+  const res = await redis.multi()
+    .hincrby(key, 'version', 1)
+    .hset(key, 'config', json, 'updatedAt', now)
+    .hsetnx(key, 'createdAt', now)
+    .zadd(keys.tenantFunctions(tenant), 'NX', Date.now(), config.name)
+    .sadd(keys.functions(), fnId(tenant, config.name))
+    .exec();
+  const version = Number(res?.[0]?.[1]);
+  await redis.hset(keys.fnVersions(tenant, config.name), String(version), json);
+  return { record: (await getFunction(redis, tenant, config.name))!, created: version === 1 };
+}
+
+export async function listFunctions(redis: BerthRedis, tenant: string): Promise<FunctionRecord[]> {
+  const names = await redis.zrange(keys.tenantFunctions(tenant), 0, -1);
+  const records = await Promise.all(names.map((n) => getFunction(redis, tenant, n)));
+  return records.filter((r): r is FunctionRecord => r !== null);
+}
+
+/** Forgets the function and its routing; returns every instance that must be stopped. */
+export async function deleteFunction(redis: BerthRedis, tenant: string, name: string): Promise<string[]> {
+  const k = functionKeys(tenant, name);
+  const [live, ready, draining, inflight] = await Promise.all([
+    redis.smembers(k.live), redis.zrange(k.ready, 0, -1), redis.smembers(k.draining), redis.hkeys(k.inflight),
+  ]);
+  await redis.multi()
+    .del(keys.fn(tenant, name), keys.fnVersions(tenant, name), k.live, k.ready, k.inflight, k.instances, k.draining,
+      k.lastUsed, k.waiters, k.stats, k.durations, k.deadLetters)
+    .zrem(keys.tenantFunctions(tenant), name)
+    .srem(keys.functions(), fnId(tenant, name))
+    .exec();
+  return [...new Set([...live, ...ready, ...draining, ...inflight])];
+}
+
+// ---- instances ----
+
+export function instanceSpec(c: FunctionConfig): TaskContainerSpec {
+  const env = new Map(c.environment.map((e) => [e.name, e.value] as const));
+  env.set('PORT', String(c.port));
+  const spec: TaskContainerSpec = {
+    image: c.image,
+    environment: [...env].map(([name, value]) => ({ name, value })),
+    cpu: c.cpu,
+    memory: c.memory,
+    pidsLimit: 1024,
+    ulimits: [],
+    portMappings: [],
+    networkMode: 'bridge',
+    readonlyRootFilesystem: false,
+    stopTimeout: 10,
+  };
+  if (c.command) spec.command = c.command;
+  if (c.entryPoint) spec.entryPoint = c.entryPoint;
+  if (c.repositoryCredentials) spec.repositoryCredentials = c.repositoryCredentials;
+  return spec;
+}
+
+/**
+ * Creates the task records of new instances (ids already in the live set) and
+ * queues them for placement, spread over the nodes.
+ */
+export async function createInstanceTasks(
+  redis: BerthRedis,
+  place: (taskIds: string[]) => Promise<void>,
+  fn: FunctionRecord,
+  ids: string[],
+): Promise<void> {
+  if (ids.length === 0) return;
+  const createdAt = new Date().toISOString();
+  const spec = instanceSpec(fn.config);
+  const records: InstanceRecord[] = ids.map((taskId) => ({
+    taskId,
+    tenant: fn.tenant,
+    family: `fn-${fn.name}`,
+    revision: fn.version,
+    spec,
+    lastStatus: 'PROVISIONING',
+    desiredStatus: 'RUNNING',
+    createdAt,
+    startedBy: `function:${fn.name}`,
+    group: `fn:${fn.name}`,
+    placementStrategy: { type: 'spread', field: 'node' },
+    kind: 'function',
+    functionName: fn.name,
+    functionVersion: String(fn.version),
+    functionPort: String(fn.config.port),
+    functionReadiness: JSON.stringify(fn.config.readiness),
+  }));
+  await saveNewTasks(redis, records);
+  await place(ids);
+}
+
+/** Adds instances to the live set and creates them (the autoscaler's path; the gateway's goes through requestInstance). */
+export async function addInstances(redis: BerthRedis, place: (taskIds: string[]) => Promise<void>, fn: FunctionRecord, count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, newInstanceId);
+  if (ids.length === 0) return ids;
+  await redis.sadd(keys.fnLive(fn.tenant, fn.name), ...ids);
+  await createInstanceTasks(redis, place, fn, ids);
+  return ids;
+}
+
+/** The task record of an instance, when it is one. */
+export function asInstance(task: TaskRecord | null): InstanceRecord | null {
+  const t = task as InstanceRecord | null;
+  return t && t.kind === 'function' && t.functionName ? t : null;
+}
+
+/**
+ * Stops an instance's task: one not yet on a node is STOPPED here, one on a
+ * node gets a stop job for its agent (`stopOnNode`).
+ */
+export async function stopInstanceTask(
+  redis: BerthRedis,
+  taskId: string,
+  reason: string,
+  stopOnNode: (nodeId: string, taskId: string, reason: string) => Promise<void>,
+): Promise<void> {
+  const key = keys.task(taskId);
+  const res = await redis.multi().hget(key, 'lastStatus').hset(key, 'desiredStatus', 'STOPPED').hsetnx(key, 'stoppedReason', reason).hget(key, 'nodeId').exec();
+  const status = res?.[0]?.[1] as string | null;
+  if (!status || status === 'STOPPED') return;
+  const nodeId = res?.[3]?.[1] as string | null;
+  if (!nodeId) {
+    await transitionTask(redis, taskId, 'STOPPED', { stopCode: 'UserInitiated', stoppedReason: reason, stoppedAt: new Date().toISOString() });
+  } else {
+    await stopOnNode(nodeId, taskId, reason);
+  }
+}
+
+/** Forgets an instance in the routing table (its task stopped). */
+export async function removeInstance(redis: BerthRedis, tenant: string, name: string, id: string): Promise<void> {
+  const k = functionKeys(tenant, name);
+  await redis.multi()
+    .srem(k.live, id).zrem(k.ready, id).hdel(k.inflight, id).hdel(k.instances, id).srem(k.draining, id).hdel(k.lastUsed, id)
+    .publish(FUNCTION_EVENTS_CHANNEL, fnId(tenant, name))
+    .exec();
+}
+
+// ---- slots ----
+
+export type AcquireResult = { ok: true; instanceId: string } | { ok: false; reason: 'busy' | 'none' };
+
+export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number): Promise<AcquireResult> {
+  const k = functionKeys(tenant, name);
+  const [code, id] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, concurrency, Date.now());
+  if (code === 1) return { ok: true, instanceId: id };
+  return { ok: false, reason: code === 0 ? 'busy' : 'none' };
+}
+
+export async function releaseSlot(redis: BerthRedis, tenant: string, name: string, instanceId: string): Promise<number> {
+  const k = functionKeys(tenant, name);
+  return scripts(redis).releaseSlot(k.ready, k.inflight, k.lastUsed, instanceId, Date.now(), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name));
+}
+
+/** True when the caller must create the task of `id` (a cold start). */
+export async function requestInstance(redis: BerthRedis, tenant: string, name: string, max: number, concurrency: number, id: string): Promise<boolean> {
+  const k = functionKeys(tenant, name);
+  return (await scripts(redis).slotRequestInstance(k.live, k.ready, k.waiters, max, concurrency, id, Date.now())) === 1;
+}
+
+export async function registerInstance(redis: BerthRedis, tenant: string, name: string, id: string, route: InstanceRoute): Promise<boolean> {
+  const k = functionKeys(tenant, name);
+  return (await scripts(redis).slotRegisterInstance(k.live, k.ready, k.inflight, k.instances, id, JSON.stringify(route), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name))) === 1;
+}
+
+/** Takes an instance out of routing; the requests in flight on it (or -1 when onlyIdle refused). */
+export async function drainInstance(redis: BerthRedis, tenant: string, name: string, id: string, onlyIdle: boolean): Promise<number> {
+  const k = functionKeys(tenant, name);
+  return scripts(redis).slotDrainInstance(k.live, k.ready, k.inflight, k.draining, id, onlyIdle ? '1' : '0');
+}
+
+export async function getRoute(redis: BerthRedis, tenant: string, name: string, id: string): Promise<InstanceRoute | null> {
+  const raw = await redis.hget(keys.fnInstances(tenant, name), id);
+  return raw ? (JSON.parse(raw) as InstanceRoute) : null;
+}
+
+/** The shared secret of the agents' /v1/proxy: made once by whoever asks first. */
+export async function ensureAgentToken(redis: BerthRedis): Promise<string> {
+  await redis.set(keys.agentToken(), randomBytes(32).toString('hex'), 'NX');
+  return (await redis.get(keys.agentToken()))!;
+}
+
+/** The reason an instance's task stopped, waiting up to `waitMs` for it to be recorded. */
+export async function stoppedReason(redis: BerthRedis, taskId: string, waitMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const task = await getTask(redis, taskId);
+    if (!task) return undefined;
+    if (task.lastStatus === 'STOPPED') return task.stoppedReason;
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,24 @@
+--[[
+  Takes one concurrency slot on the least busy routable instance of a function.
+  Ties go to the lowest instance id, so light traffic keeps reusing the same
+  instance and the others go idle (and can be scaled down).
+
+  KEYS[1] ready instances, score = requests in flight (berth:tenant:<t>:fn:<n>:ready)
+  KEYS[2] in-flight counts by instance                   (…:inflight)
+  KEYS[3] last use by instance, `_fn` for the function   (…:lastused)
+  ARGV[1] concurrency: the most requests one instance takes at once
+  ARGV[2] now, ms
+
+  Returns { code, instanceId }
+    { 1, id }   a slot on instance `id` is now the caller's: release it with release-slot
+    { 0, '' }   every ready instance is at its concurrency
+    { -1, '' }  no instance is ready
+]]
+local best = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #best == 0 then return { -1, '' } end
+if tonumber(best[2]) >= tonumber(ARGV[1]) then return { 0, '' } end
+local id = best[1]
+redis.call('ZINCRBY', KEYS[1], 1, id)
+redis.call('HINCRBY', KEYS[2], id, 1)
+redis.call('HSET', KEYS[3], id, ARGV[2], '_fn', ARGV[2])
+return { 1, id }

@@ -1,0 +1,135 @@
+// The agent's proxy into function instances: `ANY /v1/proxy/<taskId>/<path>`
+// forwards the request, streaming both ways, to the instance's IP and port on
+// this node's bridge. Only instances running on this node are reachable, and
+// only with the cluster's agent token (`x-berth-agent-token`, kept in Redis at
+// berth:agent-token: whoever can read Redis runs the cluster anyway), so a
+// local user cannot use the agent to reach containers.
+// Each answer carries what Lambda's REPORT line has: X-Berth-Duration-Ms (until
+// the instance's response headers), X-Berth-Max-Memory-Used-MiB (the
+// instance's peak memory so far, from its cgroup).
+import { timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { asInstance } from '../../common/functions.ts';
+import type { Logger } from '../../common/log.ts';
+import type { BerthRedis } from '../../common/redis.ts';
+import { getTask } from '../../common/tasks.ts';
+import { CgroupReader } from './stats/cgroup.ts';
+
+export interface ProxyTarget {
+  ip: string;
+  port: number;
+  cgroupsPath: string;
+}
+
+/** Instances on this node, by task id; filled at readiness, or from Redis after an agent restart. */
+export class ProxyTargets {
+  private readonly map = new Map<string, ProxyTarget>();
+
+  constructor(private readonly redis: BerthRedis, private readonly nodeId: string) {}
+
+  set(taskId: string, target: ProxyTarget): void {
+    this.map.set(taskId, target);
+  }
+
+  delete(taskId: string): void {
+    this.map.delete(taskId);
+  }
+
+  async get(taskId: string): Promise<ProxyTarget | undefined> {
+    const known = this.map.get(taskId);
+    if (known) return known;
+    const task = asInstance(await getTask(this.redis, taskId));
+    if (!task || task.nodeId !== this.nodeId || task.lastStatus !== 'RUNNING' || !task.ipAddress) return undefined;
+    const target = { ip: task.ipAddress, port: Number(task.functionPort) || 8080, cgroupsPath: `/berth/${taskId}` };
+    this.map.set(taskId, target);
+    return target;
+  }
+}
+
+/** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+export const PROXY_PATH = /^\/v1\/proxy\/([a-f0-9]{32})(\/[^]*)?$/;
+const TOKEN_HEADER = 'x-berth-agent-token';
+
+function sendJson(res: http.ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', ...extra }).end(JSON.stringify({ error: { code, message } }));
+}
+
+export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const cgroups = new CgroupReader();
+  const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
+  const expected = Buffer.from(o.token);
+
+  async function peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
+    const mem = cgroups.dir('memory', cgroupsPath);
+    if (!mem) return undefined;
+    const raw = await readFile(path.join(mem.dir, mem.v2 ? 'memory.peak' : 'memory.max_usage_in_bytes'), 'utf8').catch(() => undefined);
+    const bytes = Number(raw?.trim());
+    return Number.isFinite(bytes) && bytes > 0 ? Math.ceil(bytes / 2 ** 20) : undefined;
+  }
+
+  return (req, res) => {
+    const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      sendJson(res, 401, 'UNAUTHORIZED', 'The agent token is required');
+      req.resume();
+      return;
+    }
+    const match = PROXY_PATH.exec(req.url ?? '');
+    if (!match) {
+      sendJson(res, 404, 'NOT_FOUND', 'No such route');
+      req.resume();
+      return;
+    }
+    const taskId = match[1]!;
+    const upstreamPath = match[2] ?? '/';
+    void o.targets.get(taskId).then((target) => {
+      if (!target) {
+        sendJson(res, 404, 'INSTANCE_NOT_FOUND', `No running function instance ${taskId} on this node`, { 'x-berth-proxy-error': 'INSTANCE_NOT_FOUND' });
+        req.resume();
+        return;
+      }
+      const headers: http.OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (value === undefined || HOP_BY_HOP.has(name) || name === TOKEN_HEADER) continue;
+        headers[name] = value;
+      }
+      const started = process.hrtime.bigint();
+      const upstream = http.request({
+        host: target.ip, port: target.port, method: req.method, path: upstreamPath, headers, agent: upstreamAgent,
+      }, (up) => {
+        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        void peakMemoryMiB(target.cgroupsPath).then((mib) => {
+          const out: http.OutgoingHttpHeaders = {};
+          for (const [name, value] of Object.entries(up.headers)) {
+            if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+          }
+          out['x-berth-duration-ms'] = durationMs.toFixed(2);
+          if (mib !== undefined) out['x-berth-max-memory-used-mib'] = String(mib);
+          res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+          up.pipe(res);
+          up.once('error', () => res.destroy());
+          up.once('aborted', () => res.destroy());
+        });
+      });
+      upstream.once('error', (err: NodeJS.ErrnoException) => {
+        sendJson(res, 502, 'INSTANCE_UNREACHABLE', `The instance did not answer: ${err.code ?? err.message}`, { 'x-berth-proxy-error': err.code ?? 'ERROR' });
+      });
+      // The caller went away (or timed out): stop the request to the instance too.
+      res.once('close', () => {
+        if (!res.writableFinished) upstream.destroy();
+      });
+      req.pipe(upstream);
+    }, (err: Error) => {
+      o.logger.warn({ taskId, err: err.message }, 'proxy lookup failed');
+      sendJson(res, 503, 'UNAVAILABLE', 'The agent could not look up the instance');
+    });
+  };
+}
