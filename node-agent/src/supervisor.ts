@@ -34,6 +34,15 @@ export interface SupervisorDeps {
   shimBinary: string;
   runtimeBinary: string;
   logMaxBytes?: number;
+  /** Told when a task runs and when it stopped (function instances: node-agent/src/readiness.ts). */
+  hooks?: TaskHooks;
+}
+
+export interface TaskHooks {
+  /** After RUNNING is recorded. */
+  onRunning?(task: TaskRecord, info: { ipAddress?: string; cgroupsPath: string }): void;
+  /** After STOPPED is recorded, whatever the path. */
+  onStopped?(taskId: string): void;
 }
 
 /** What the agent writes beside a task to find and clean it up after a restart. */
@@ -142,6 +151,7 @@ export class TaskSupervisor {
         startedAt: new Date().toISOString(), imageDigest: image.digest, ipAddress: meta.network?.ipAddress,
       });
       log.info({ pid: started.pid, image: task.spec.image }, 'task running');
+      this.d.hooks?.onRunning?.(task, { ipAddress: meta.network?.ipAddress, cgroupsPath: meta.cgroupsPath });
       this.supervise(taskId, meta, started.pid);
       const now = await getTask(this.d.redis, taskId);
       if (now?.desiredStatus === 'STOPPED') await this.stop(taskId, now.stoppedReason ?? 'Task stopped by user');
@@ -238,6 +248,7 @@ export class TaskSupervisor {
 
   private async record(taskId: string, fields: Partial<TaskRecord>): Promise<void> {
     await transitionTask(this.d.redis, taskId, 'STOPPED', { stoppedAt: new Date().toISOString(), ...fields });
+    this.d.hooks?.onStopped?.(taskId);
   }
 
   /** Releases everything the task held on this host. Idempotent. */
