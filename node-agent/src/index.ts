@@ -15,6 +15,9 @@ import { createNetworkManager } from './network/index.ts';
 import { createStatsCollector } from './stats/index.ts';
 import { runtimeBinary, shimBinary } from './binaries.ts';
 import { TaskSupervisor } from './supervisor.ts';
+import { ensureAgentToken } from '../../common/functions.ts';
+import { createProxy, ProxyTargets } from './proxy.ts';
+import { createInstanceHooks } from './readiness.ts';
 
 export interface AgentOptions {
   redisUrl: string;
@@ -59,7 +62,16 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   });
   const network = createNetworkManager({ stateDir: path.join(o.stateDir, 'network'), subnet: o.subnet, bridge: o.bridge, logger });
   const stats = createStatsCollector({ redis, registry: metrics, logger });
-  const supervisor = new TaskSupervisor({
+  // Function instances: readiness then routing (readiness.ts), and the proxy into them (proxy.ts).
+  let address = '';
+  const proxyTargets = new ProxyTargets(redis, o.nodeId);
+  const proxy = createProxy({ token: await ensureAgentToken(redis), targets: proxyTargets, logger });
+  const hooks = createInstanceHooks({
+    redis, logger, nodeId: o.nodeId, agentAddress: () => address, targets: proxyTargets,
+    stop: (taskId, reason) => supervisor.stop(taskId, reason),
+  });
+  const supervisor: TaskSupervisor = new TaskSupervisor({
+    hooks,
     redis, logger, nodeId: o.nodeId, images, network, stats,
     tasksDir: path.join(o.stateDir, 'tasks'),
     runtimeRoot: path.join(o.stateDir, 'runtime'),
@@ -68,7 +80,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   });
 
   const server = http.createServer((req, res) => {
-    if (req.url === '/healthz') {
+    if (req.url?.startsWith('/v1/proxy/')) {
+      proxy(req, res);
+    } else if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (req.url === '/metrics') {
       metrics.metrics().then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body), () => res.writeHead(500).end());
@@ -79,7 +93,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const listen = o.http ?? { host: '127.0.0.1', port: 0 };
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
   const bound = server.address() as { address: string; port: number };
-  const address = `${bound.address}:${bound.port}`;
+  address = `${bound.address}:${bound.port}`;
 
   const capacity = o.capacity ?? {
     cpu: os.cpus().length * 1024,
