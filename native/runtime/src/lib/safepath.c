@@ -16,6 +16,12 @@
 
 static int have_openat2 = -1;
 
+void
+safepath_use_openat2 (bool on)
+{
+  have_openat2 = on ? -1 : 0;
+}
+
 static int
 sys_openat2 (int dirfd, const char *path, int flags, unsigned long long resolve)
 {
