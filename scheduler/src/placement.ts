@@ -9,7 +9,7 @@ import type { Logger } from '../../common/log.ts';
 import type { NodeJob, PlacementJob, TaskRecord } from '../../common/types.ts';
 import { ConstraintError, filterNodes } from './constraints.ts';
 import { NodeCache } from './node-cache.ts';
-import { DEFAULT_STRATEGY, fits, orderNodes, shortResource, type PlacementStrategy } from './strategy.ts';
+import { candidates, DEFAULT_STRATEGY, fits, shortResource, type PlacementStrategy } from './strategy.ts';
 
 export interface PlacementOptions {
   redis: BerthRedis;
@@ -66,7 +66,9 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     const demand = { cpu: task.spec.cpu, memory: task.spec.memory };
     const groupKey = keys.groupNodes(task.tenant, taskGroup(task));
     const distinct = task.placementConstraints?.some((c) => c.type === 'distinctInstance') ?? false;
-    const [nodes, counts] = await Promise.all([nodeCache.get(), o.redis.hgetall(groupKey)]);
+    const strategy = strategyOf(task);
+    const needsGroup = distinct || strategy.type === 'spread';
+    const [nodes, counts] = await Promise.all([nodeCache.get(), needsGroup ? o.redis.hgetall(groupKey) : {}]);
     const groupCounts = new Map(Object.entries(counts).map(([id, n]) => [id, Number(n)] as const).filter(([, n]) => n > 0));
     let eligible;
     try {
@@ -76,7 +78,7 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
       await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: `ResourceInitializationError: ${err.message}`, stoppedAt: new Date().toISOString() });
       return;
     }
-    for (const node of orderNodes(eligible.filter((n) => fits(n, demand)), strategyOf(task), groupCounts)) {
+    for (const node of candidates(eligible.filter((n) => fits(n, demand)), strategy, groupCounts)) {
       const code = await o.redis.reserveCapacity(
         keys.node(node.nodeId), keys.task(taskId), keys.nodeTasks(node.nodeId), groupKey,
         node.nodeId, demand.cpu, demand.memory, taskId, distinct ? '1' : '0',

@@ -31,25 +31,22 @@ export function shortResource(nodes: NodeRecord[], demand: Demand): string {
   return `CPU (${demand.cpu} units) and memory (${demand.memory} MiB) together on one node`;
 }
 
+type Compare = (a: NodeRecord, b: NodeRecord) => number;
+
 /**
- * `groupCounts` is how many live tasks of the task's group each node runs:
- * spread puts the next one where the group has fewest (per node or per value
- * of a node label).
+ * How the strategy ranks two nodes (negative: `a` first). `groupCounts` is how
+ * many live tasks of the task's group each node runs: spread puts the next one
+ * where the group has fewest (per node or per value of a node label).
  */
-export function orderNodes(
-  nodes: NodeRecord[],
-  strategy: PlacementStrategy,
-  groupCounts: Map<string, number> = new Map(),
-  random = Math.random,
-): NodeRecord[] {
-  const out = [...nodes];
+function comparator(nodes: NodeRecord[], strategy: PlacementStrategy, groupCounts: Map<string, number>): Compare | null {
+  const byId: Compare = (a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
   switch (strategy.type) {
     case 'binpack': {
       // Least remaining of the field first, so nodes fill up one by one.
       const remaining = strategy.field === 'cpu'
         ? (n: NodeRecord) => n.cpuTotal - n.cpuReserved
         : (n: NodeRecord) => n.memoryTotal - n.memoryReserved;
-      return out.sort((a, b) => remaining(a) - remaining(b) || a.nodeId.localeCompare(b.nodeId));
+      return (a, b) => remaining(a) - remaining(b) || byId(a, b);
     }
     case 'spread': {
       const label = strategy.field.startsWith('attribute:') ? strategy.field.slice('attribute:'.length) : undefined;
@@ -58,16 +55,45 @@ export function orderNodes(
       for (const n of nodes) perBucket.set(bucket(n), (perBucket.get(bucket(n)) ?? 0) + (groupCounts.get(n.nodeId) ?? 0));
       const load = (n: NodeRecord) => perBucket.get(bucket(n)) ?? 0;
       // Fewest of the group first; then the emptier node, so unrelated load spreads too.
-      return out.sort((a, b) => load(a) - load(b)
+      return (a, b) => load(a) - load(b)
         || (b.memoryTotal - b.memoryReserved) - (a.memoryTotal - a.memoryReserved)
-        || a.nodeId.localeCompare(b.nodeId));
+        || byId(a, b);
     }
-    case 'random': {
-      for (let i = out.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [out[i], out[j]] = [out[j]!, out[i]!];
-      }
-      return out;
-    }
+    case 'random':
+      return null;
   }
+}
+
+/** All the nodes, best first. */
+export function orderNodes(
+  nodes: NodeRecord[],
+  strategy: PlacementStrategy,
+  groupCounts: Map<string, number> = new Map(),
+  random = Math.random,
+): NodeRecord[] {
+  const out = [...nodes];
+  const compare = comparator(nodes, strategy, groupCounts);
+  if (compare) return out.sort(compare);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
+ * The nodes in the strategy's order, lazily: the best one by a linear scan
+ * (almost always the one that gets the task), the rest sorted only if needed.
+ */
+export function* candidates(
+  nodes: NodeRecord[],
+  strategy: PlacementStrategy,
+  groupCounts: Map<string, number> = new Map(),
+): Generator<NodeRecord> {
+  if (nodes.length === 0) return;
+  const compare = comparator(nodes, strategy, groupCounts);
+  let best = nodes[Math.floor(Math.random() * nodes.length)]!;
+  if (compare) for (const n of nodes) if (compare(n, best) < 0) best = n;
+  yield best;
+  yield* orderNodes(nodes.filter((n) => n !== best), strategy, groupCounts);
 }
