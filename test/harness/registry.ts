@@ -2,6 +2,7 @@
 // loopback port with its storage in a temp dir; optionally behind htpasswd
 // basic auth or token (bearer) auth. stop() removes everything.
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,21 @@ export interface RegistryOptions {
   users?: RegistryUser[];
   /** Turns on token auth. */
   token?: TokenAuthConfig;
+}
+
+/** Registries started here and not stopped yet: killed if the process exits without stop(). */
+const running = new Map<Daemon, string>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const [daemon, dir] of running) {
+      if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
+      try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
+    }
+  });
 }
 
 function yamlString(s: string): string {
@@ -84,6 +100,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     const config = path.join(dir, 'config.yml');
     await writeFile(config, lines.join('\n') + '\n');
     daemon = startDaemon(REGISTRY_BIN, ['serve', config], { env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+    installExitHook();
+    running.set(daemon, dir);
     try {
       await waitForPort(port, 15_000, daemon.child);
     } catch (err) {
@@ -98,11 +116,15 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       output: () => d.output(),
       stop: async () => {
         await d.stop();
+        running.delete(d);
         await rm(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
-    await daemon?.stop();
+    if (daemon) {
+      await daemon.stop();
+      running.delete(daemon);
+    }
     await rm(dir, { recursive: true, force: true });
     throw err;
   }

@@ -23,8 +23,11 @@ describe('basic auth (htpasswd)', () => {
     await pushImage(registry.host, 'team/private', 'v1', image, { credentials: alice });
   });
   afterAll(async () => {
-    await store?.cleanup();
-    await registry?.stop();
+    try {
+      await store?.cleanup();
+    } finally {
+      await registry?.stop();
+    }
   });
 
   it('refuses a pull without credentials, saying unauthorized', async () => {
@@ -66,9 +69,12 @@ describe('bearer tokens', () => {
     await pushImage(registry.host, 'team/tokened', 'v1', image, { credentials: alice });
   });
   afterAll(async () => {
-    await store?.cleanup();
-    await registry?.stop();
-    await tokens?.stop();
+    try {
+      await store?.cleanup();
+    } finally {
+      await registry?.stop();
+      await tokens?.stop();
+    }
   });
 
   it('gets a token for the scope from the realm and pulls', async () => {

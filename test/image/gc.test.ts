@@ -16,8 +16,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await store?.cleanup();
-  await registry?.stop();
+  try {
+    await store?.cleanup();
+  } finally {
+    await registry?.stop();
+  }
 });
 
 const exists = (p: string) => lstat(p).then(() => true, () => false);

@@ -17,8 +17,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await store?.cleanup();
-  await registry?.stop();
+  try {
+    await store?.cleanup();
+  } finally {
+    await registry?.stop();
+  }
 });
 
 describe('pull', () => {

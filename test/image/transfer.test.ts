@@ -26,7 +26,9 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
+  const errors: unknown[] = [];
+  while (cleanups.length) await cleanups.pop()!().catch((e: unknown) => errors.push(e));
+  if (errors.length) throw errors[0];
 });
 
 afterAll(async () => {
