@@ -26,6 +26,12 @@ export const ERRORS = {
   IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still in progress' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was used with a different request' },
   NOT_IMPLEMENTED: { status: 501, message: 'Not implemented' },
+  FUNCTION_NOT_FOUND: { status: 404, message: 'No such function' },
+  INVOCATION_NOT_FOUND: { status: 404, message: 'No such invocation' },
+  FUNCTION_THROTTLED: { status: 503, message: 'No function instance had a free slot in time; retry later' },
+  FUNCTION_TIMEOUT: { status: 504, message: "The function did not answer within its timeout" },
+  FUNCTION_INSTANCE_FAILED: { status: 502, message: 'The function instance failed during the request' },
+  FUNCTION_START_FAILED: { status: 502, message: 'No function instance could be started' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
