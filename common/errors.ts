@@ -29,7 +29,7 @@ export const ERRORS = {
   FUNCTION_NOT_FOUND: { status: 404, message: 'No such function' },
   INVOCATION_NOT_FOUND: { status: 404, message: 'No such invocation' },
   FUNCTION_THROTTLED: { status: 503, message: 'No function instance had a free slot in time; retry later' },
-  FUNCTION_TIMEOUT: { status: 504, message: "The function did not answer within its timeout" },
+  FUNCTION_TIMEOUT: { status: 504, message: 'The function did not answer within its timeout' },
   FUNCTION_INSTANCE_FAILED: { status: 502, message: 'The function instance failed during the request' },
   FUNCTION_START_FAILED: { status: 502, message: 'No function instance could be started' },
 } as const;
