@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,7 +17,14 @@
 #include "timeutil.h"
 
 /* Request buffers, one per slot; a page is only resident once a client used it. */
-static char request_buffers[CTL_MAX_CLIENTS][CTL_REQUEST_MAX];
+static char request_buffers[CTL_MAX_CLIENTS][CTL_REQUEST_MAX] __attribute__((aligned(4096)));
+
+void ctl_release_memory(struct ctl_server *s)
+{
+  for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
+    if (s->clients[i].fd < 0)
+      (void) madvise(request_buffers[i], CTL_REQUEST_MAX, MADV_DONTNEED);
+}
 
 int ctl_open(struct ctl_server *s, const char *state_dir, shim_error_t *err)
 {

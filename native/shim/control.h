@@ -61,6 +61,9 @@ short ctl_client_events(const struct ctl_server *s, size_t i);
 /* Handles poll's revents for client i: reads, answers a complete request. */
 void ctl_client_event(struct ctl_server *s, size_t i, short revents, struct container *c);
 
+/* Hands the pages of idle slots' request buffers back to the kernel. */
+void ctl_release_memory(struct ctl_server *s);
+
 /* Answers every pending `wait` (call once the container is STOPPED). */
 void ctl_answer_waiters(struct ctl_server *s, const struct container *c);
 

@@ -156,7 +156,7 @@ static int start_container(struct monitor *m, shim_error_t *err)
   return 0;
 }
 
-/* Output buffers go back to the kernel after this long without output. */
+/* Buffers go back to the kernel after this long without output or clients. */
 #define IDLE_RELEASE_MS 1000
 
 enum
@@ -173,7 +173,7 @@ static void run_loop(struct monitor *m)
 {
   struct pollfd pfd[PFD_CLIENTS + CTL_MAX_CLIENTS];
   struct log_stream *const streams[] = { &m->out, &m->err };
-  bool logged = false; /* output since the buffers were last released */
+  bool busy = false; /* output or clients since the buffers were last released */
   int ready;
 
   reap(m); /* SIGCHLDs of the start phase */
@@ -187,11 +187,12 @@ static void run_loop(struct monitor *m)
       for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
         pfd[PFD_CLIENTS + i] = (struct pollfd){ .fd = m->ctl.clients[i].fd, .events = ctl_client_events(&m->ctl, i) };
 
-      ready = poll(pfd, PFD_CLIENTS + CTL_MAX_CLIENTS, logged ? IDLE_RELEASE_MS : -1);
+      ready = poll(pfd, PFD_CLIENTS + CTL_MAX_CLIENTS, busy ? IDLE_RELEASE_MS : -1);
       if (ready == 0)
         {
           log_release_memory(&m->log, streams, 2);
-          logged = false;
+          ctl_release_memory(&m->ctl);
+          busy = false;
           continue;
         }
       if (ready < 0)
@@ -203,8 +204,8 @@ static void run_loop(struct monitor *m)
         }
       if (pfd[PFD_OOM].revents)
         oom_watch_on_event(&m->oom);
-      if (pfd[PFD_STDOUT].revents || pfd[PFD_STDERR].revents)
-        logged = true;
+      if (pfd[PFD_STDOUT].revents || pfd[PFD_STDERR].revents || pfd[PFD_LISTEN].revents)
+        busy = true;
       if (pfd[PFD_STDOUT].revents)
         log_stream_read(&m->out, &m->log);
       if (pfd[PFD_STDERR].revents)
