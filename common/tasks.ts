@@ -87,6 +87,8 @@ export function toApiTask(r: TaskRecord): Task {
     imageDigest: r.imageDigest,
     ipAddress: r.ipAddress,
     createdAt: r.createdAt,
+    pullStartedAt: r.pullStartedAt,
+    pullStoppedAt: r.pullStoppedAt,
     startedAt: r.startedAt,
     stoppingAt: r.stoppingAt,
     stoppedAt: r.stoppedAt,

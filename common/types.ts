@@ -47,6 +47,9 @@ export interface TaskRecord {
   desiredStatus: 'RUNNING' | 'STOPPED';
   nodeId?: string;
   createdAt: string;
+  /** When the agent took the task and began to fetch its image, and when it had it. */
+  pullStartedAt?: string;
+  pullStoppedAt?: string;
   startedAt?: string;
   stoppingAt?: string;
   stoppedAt?: string;

@@ -341,6 +341,166 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/functions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's functions, oldest first */
+        get: operations["listFunctions"];
+        put?: never;
+        /**
+         * Create a function, or deploy a new version of it
+         * @description A function is an image whose container serves HTTP on `$PORT` (Cloud Run's contract).
+         *     Deploying the same `name` again makes a new version; the update rolls: instances of the
+         *     new version become ready before the old ones are drained (their requests in flight finish).
+         *     Invoke it with `POST /v1/functions/{name}/invoke` or through its function URL `/fn/{name}/…`.
+         */
+        post: operations["deployFunction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        get: operations["getFunction"];
+        put?: never;
+        post?: never;
+        /** Delete a function and stop its instances */
+        delete: operations["deleteFunction"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        /** Invocation counters and recent latencies */
+        get: operations["getFunctionStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/invoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Invoke a function (synchronously, or asynchronously with X-Berth-Invocation-Type Event)
+         * @description The body (any content type, streamed) goes to an instance as `POST /`; the instance's answer
+         *     comes back as it is streamed, with `X-Berth-Duration-Ms` (until the instance's response
+         *     headers), `X-Berth-Billed-Duration-Ms`, `X-Berth-Max-Memory-Used-MiB` (the instance's peak),
+         *     `X-Berth-Instance-Id` and `X-Berth-Cold-Start: true` when the request waited for a new instance.
+         *
+         *     The gateway takes a free concurrency slot on a ready instance; when none is free it starts an
+         *     instance (up to `maxInstances`) and holds the request in a bounded queue: when no slot opens
+         *     before the deadline (`BERTH_FN_QUEUE_TIMEOUT_S`, 30 s, or the function's timeout if shorter)
+         *     or the queue is full, the answer is 503 `FUNCTION_THROTTLED` with `Retry-After`. Over the
+         *     function's `timeout`: 504 `FUNCTION_TIMEOUT`, and the instance is recycled. An instance that
+         *     crashes or is OOM-killed during the request: 502 `FUNCTION_INSTANCE_FAILED` naming the reason.
+         *
+         *     With `X-Berth-Invocation-Type: Event` the answer is 202 at once with an invocation id; the
+         *     invocation is run from the function's queue, retried `asyncRetries` times with exponential
+         *     backoff when the answer is 5xx or none, then dead-lettered (see `dead-letters`).
+         *
+         *     **Function URL.** `/fn/{name}/{path}` passes any method, path, query, headers (but
+         *     `Authorization`) and body to an instance and its answer back; it takes the same API key.
+         */
+        post: operations["invokeFunction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/invocations/{invocationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+                invocationId: components["parameters"]["InvocationId"];
+            };
+            cookie?: never;
+        };
+        /** An asynchronous invocation, its result or error (kept 6 hours) */
+        get: operations["getInvocation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        /** Asynchronous invocations that failed every attempt, newest first */
+        get: operations["listDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/dead-letters/{invocationId}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+                invocationId: components["parameters"]["InvocationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a dead-lettered invocation again (with fresh retries) */
+        post: operations["replayDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -587,6 +747,16 @@ export interface components {
             ipAddress?: string;
             /** Format: date-time */
             createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the node's agent took the task and began to fetch its image
+             */
+            pullStartedAt?: string;
+            /**
+             * Format: date-time
+             * @description When the image was on the node
+             */
+            pullStoppedAt?: string;
             /** Format: date-time */
             startedAt?: string;
             /** Format: date-time */
@@ -711,6 +881,134 @@ export interface components {
             /** Format: date-time */
             heartbeatAt?: string;
         };
+        FunctionName: string;
+        FunctionInput: {
+            name: components["schemas"]["FunctionName"];
+            /** @description An image whose container serves HTTP on `$PORT`: `[registry/]repository[:tag][@sha256:digest]` */
+            image: string;
+            command?: string[];
+            entryPoint?: string[];
+            environment?: components["schemas"]["KeyValue"][];
+            /**
+             * @description CPU units per instance; 1024 is one vCPU
+             * @default 256
+             */
+            cpu: number;
+            /**
+             * @description MiB per instance, a hard limit (at most 8 MiB per CPU unit)
+             * @default 256
+             */
+            memory: number;
+            /**
+             * @description Seconds one invocation may take (Lambda's range)
+             * @default 30
+             */
+            timeout: number;
+            /**
+             * @description Requests one instance serves at once (1 as Lambda)
+             * @default 1
+             */
+            concurrency: number;
+            /**
+             * @description Instances kept warm; 0 scales to zero
+             * @default 0
+             */
+            minInstances: number;
+            /**
+             * @description At most this many instances; beyond, requests queue
+             * @default 10
+             */
+            maxInstances: number;
+            /**
+             * @description Seconds an instance stays idle before it is scaled down
+             * @default 60
+             */
+            idleTimeout: number;
+            /**
+             * @description The port the container listens on, given to it as `$PORT`
+             * @default 8080
+             */
+            port: number;
+            /** @description An instance takes requests once its port accepts a connection, or once `GET path` answers 2xx or 3xx */
+            readiness?: {
+                path?: string;
+                /**
+                 * @description Seconds to become ready before the instance is replaced
+                 * @default 60
+                 */
+                timeout: number;
+            };
+            /**
+             * @description Retries of a failed asynchronous invocation (Lambda's)
+             * @default 2
+             */
+            asyncRetries: number;
+            repositoryCredentials?: components["schemas"]["RepositoryCredentials"];
+        };
+        Function: components["schemas"]["FunctionInput"] & {
+            /** @description One more on every deploy */
+            version: number;
+            /** @enum {string} */
+            status: "ACTIVE";
+            /** @description The function URL, relative to the API: `/fn/{name}/` */
+            url: string;
+            /** @description Instances starting or ready */
+            instances: number;
+            instanceCounts?: {
+                ready?: number;
+                starting?: number;
+                draining?: number;
+                /** @description Requests in flight */
+                inFlight?: number;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        FunctionStats: {
+            invocations: number;
+            /** @description Answers of 5xx */
+            errors: number;
+            coldStarts: number;
+            timeouts: number;
+            /** @description Answered 503: no slot before the deadline */
+            throttles: number;
+            instances: number;
+            latency?: {
+                p50?: number;
+                p95?: number;
+                p99?: number;
+            };
+        };
+        InvocationAccepted: {
+            invocationId: string;
+        };
+        Invocation: {
+            invocationId: string;
+            function: string;
+            /** @enum {string} */
+            status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED";
+            /** @description Attempts made so far */
+            attempts: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            completedAt?: string;
+            durationMs?: number;
+            /** @description Why the last attempt failed */
+            error?: string;
+            /** @description The instance's answer (the body as UTF-8 text, or base64 when it is not text) */
+            result?: {
+                statusCode?: number;
+                headers?: {
+                    [key: string]: string;
+                };
+                body?: string;
+                /** @enum {string} */
+                bodyEncoding?: "utf8" | "base64";
+            };
+        };
     };
     responses: {
         /** @description The request is malformed; `error.details` names the field */
@@ -787,6 +1085,8 @@ export interface components {
         /** @description The `nextToken` of the previous page */
         NextToken: string;
         Limit: number;
+        FunctionName: components["schemas"]["FunctionName"];
+        InvocationId: string;
     };
     requestBodies: never;
     headers: never;
@@ -1404,6 +1704,292 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listFunctions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The functions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        functions: components["schemas"]["Function"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deployFunction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FunctionInput"];
+            };
+        };
+        responses: {
+            /** @description A new version of an existing function */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Function"];
+                };
+            };
+            /** @description The function, created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Function"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getFunction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The function, its current version and its instances */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Function"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deleteFunction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getFunctionStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The counters since the function was created, latencies of the last 1,000 invocations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionStats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    invokeFunction: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-berth-invocation-type"?: "RequestResponse" | "Event";
+            };
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "*/*": unknown;
+            };
+        };
+        responses: {
+            /** @description The instance's answer, whatever its status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": unknown;
+                };
+            };
+            /** @description Queued (Event invocations) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvocationAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            /** @description The instance crashed, was OOM-killed or could not start */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No slot opened before the deadline, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over the function's timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getInvocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+                invocationId: components["parameters"]["InvocationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invocation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invocation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listDeadLetters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dead-lettered invocations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        invocations: components["schemas"]["Invocation"][];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    replayDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["FunctionName"];
+                invocationId: components["parameters"]["InvocationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again; the same invocation id */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvocationAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
         };

@@ -110,7 +110,9 @@ export class TaskSupervisor {
 
     let stage = 'pull';
     try {
+      await this.d.redis.hset(keys.task(taskId), 'pullStartedAt', new Date().toISOString());
       const image = await this.d.images.pull(task.spec.image, { credentials: task.spec.repositoryCredentials });
+      await this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString());
       await this.ensureStillWanted(taskId);
       stage = 'rootfs';
       const rootfs = await this.d.images.mountRootfs(taskId, image);
