@@ -103,7 +103,7 @@ export function functionKeys(tenant: string, name: string): FunctionKeys {
 /** The scripts of common/lua/*slot*.lua, as connectRedis defines them. */
 interface SlotScripts {
   acquireSlot(ready: string, inflight: string, lastUsed: string, concurrency: number, now: number): Promise<[number, string]>;
-  releaseSlot(ready: string, inflight: string, lastUsed: string, id: string, now: number, channel: string, message: string): Promise<number>;
+  releaseSlot(ready: string, inflight: string, lastUsed: string, waiters: string, id: string, now: number, channel: string, message: string): Promise<number>;
   slotRequestInstance(live: string, ready: string, waiters: string, max: number, concurrency: number, id: string, now: number): Promise<number>;
   slotRegisterInstance(live: string, ready: string, inflight: string, instances: string, id: string, route: string, channel: string, message: string): Promise<number>;
   slotDrainInstance(live: string, ready: string, inflight: string, draining: string, id: string, onlyIdle: '0' | '1'): Promise<number>;
@@ -285,7 +285,7 @@ export async function acquireSlot(redis: BerthRedis, tenant: string, name: strin
 
 export async function releaseSlot(redis: BerthRedis, tenant: string, name: string, instanceId: string): Promise<number> {
   const k = functionKeys(tenant, name);
-  return scripts(redis).releaseSlot(k.ready, k.inflight, k.lastUsed, instanceId, Date.now(), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name));
+  return scripts(redis).releaseSlot(k.ready, k.inflight, k.lastUsed, k.waiters, instanceId, Date.now(), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name));
 }
 
 /** True when the caller must create the task of `id` (a cold start). */

@@ -1,0 +1,340 @@
+// The function gateway: takes a concurrency slot on a ready instance (or starts
+// one and waits in a bounded queue), forwards the request to the instance
+// through its node agent's /v1/proxy, and hands back the streamed answer. The
+// slot is released exactly once whatever happens: answered, failed, timed out,
+// or the client went away.
+import http from 'node:http';
+import type { Readable } from 'node:stream';
+import { BerthError } from '../../../common/errors.ts';
+import {
+  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, newInstanceId, releaseSlot,
+  requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
+} from '../../../common/functions.ts';
+import { keys } from '../../../common/keys.ts';
+import type { Logger } from '../../../common/log.ts';
+import type { BerthRedis } from '../../../common/redis.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import type { SlotWaiters } from './waiters.ts';
+
+export interface GatewayOptions {
+  redis: BerthRedis;
+  logger: Logger;
+  waiters: SlotWaiters;
+  metrics: GatewayMetrics;
+  /** Queues new instances for placement (the API's placement queue). */
+  place(taskIds: string[]): Promise<void>;
+  /** Sends a stop job to a node's agent. */
+  stopOnNode(nodeId: string, taskId: string, reason: string): Promise<void>;
+  agentToken(): Promise<string>;
+  /** How long a request may wait for a slot. BERTH_FN_QUEUE_TIMEOUT_S. @defaultValue 30 s */
+  queueTimeoutMs?: number;
+  /** Requests one API replica holds waiting per function. BERTH_FN_MAX_QUEUE. @defaultValue 1000 */
+  maxQueue?: number;
+}
+
+export interface ForwardRequest {
+  method: string;
+  /** Path and query as the instance sees them. */
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  /** A stream (passed through as it comes), a buffer, or nothing. */
+  body?: Readable | Buffer;
+}
+
+export interface ForwardAnswer {
+  statusCode: number;
+  headers: http.OutgoingHttpHeaders;
+  body: http.IncomingMessage;
+  instanceId: string;
+  coldStart: boolean;
+  /** Resolves when the answer ended (or failed) and the slot was released. */
+  finished: Promise<void>;
+}
+
+/** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** What a client sends that must not reach the instance. */
+const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', 'x-berth-agent-token', 'x-berth-invocation-type']);
+
+const FN_CACHE_MS = 1000;
+
+export class FunctionGateway {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4096, keepAliveMsecs: 1000 });
+  private readonly routes = new Map<string, InstanceRoute>();
+  private readonly queued = new Map<string, number>();
+  private readonly queueTimeoutMs: number;
+  private readonly maxQueue: number;
+
+  constructor(private readonly o: GatewayOptions) {
+    this.queueTimeoutMs = o.queueTimeoutMs ?? 30_000;
+    this.maxQueue = o.maxQueue ?? 1000;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /**
+   * Forwards one request to an instance of `fn`; resolves with the answer's
+   * head once the instance sent it. Throws BerthError for 502/503/504.
+   * `clientGone` aborts the wait and the forward.
+   */
+  async forward(fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal): Promise<ForwardAnswer> {
+    const arrived = Date.now();
+    const { instanceId, route } = await this.acquire(fn, clientGone);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      releaseSlot(this.o.redis, fn.tenant, fn.name, instanceId)
+        .catch((err: Error) => this.o.logger.warn({ err: err.message, instanceId }, 'slot release failed'));
+    };
+    try {
+      return await this.send(fn, request, clientGone, instanceId, route, arrived, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async send(
+    fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal,
+    instanceId: string, route: InstanceRoute, arrived: number, release: () => void,
+  ): Promise<ForwardAnswer> {
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value !== undefined && !STRIPPED.has(name)) headers[name] = value;
+    }
+    headers['x-berth-agent-token'] = await this.o.agentToken();
+    headers['x-berth-function'] = fn.name;
+    headers['x-berth-function-version'] = String(route.version);
+    if (request.body === undefined) delete headers['content-length'];
+    const timeoutMs = fn.config.timeout * 1000;
+    const started = Date.now();
+    const id = fnId(fn.tenant, fn.name);
+
+    return new Promise<ForwardAnswer>((resolve, reject) => {
+      let timedOut = false;
+      let answered = false;
+      const upstream = http.request({
+        host: route.agent.slice(0, route.agent.lastIndexOf(':')),
+        port: Number(route.agent.slice(route.agent.lastIndexOf(':') + 1)),
+        method: request.method,
+        path: `/v1/proxy/${instanceId}${request.path.startsWith('/') ? request.path : `/${request.path}`}`,
+        headers,
+        agent: this.agent,
+      });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        upstream.destroy(new Error('timeout'));
+      }, timeoutMs);
+      const onClientGone = () => upstream.destroy(new Error('client gone'));
+      clientGone.addEventListener('abort', onClientGone, { once: true });
+
+      let finishedResolve: () => void = () => undefined;
+      const finished = new Promise<void>((r) => { finishedResolve = r; });
+      const done = (outcome: 'ok' | 'error' | 'timeout' | 'gone', statusCode: number, memoryMiB?: number) => {
+        clearTimeout(timer);
+        clientGone.removeEventListener('abort', onClientGone);
+        release();
+        const durationMs = Date.now() - started;
+        this.o.metrics.record(id, outcome, durationMs, memoryMiB);
+        this.record(fn, outcome, statusCode, durationMs);
+        if (outcome === 'timeout') this.recycle(fn, instanceId, `FunctionTimeout: an invocation ran over the function's ${fn.config.timeout} s timeout`);
+        finishedResolve();
+      };
+
+      upstream.once('response', (res) => {
+        const proxyError = res.headers['x-berth-proxy-error'];
+        if (proxyError !== undefined) {
+          // The agent could not reach the instance: it crashed, was OOM-killed or is gone.
+          res.resume();
+          clearTimeout(timer);
+          clientGone.removeEventListener('abort', onClientGone);
+          release();
+          this.record(fn, 'error', 502, Date.now() - started);
+          this.o.metrics.record(id, 'error', Date.now() - started);
+          void this.instanceFailed(fn, instanceId, String(proxyError)).then(reject, reject);
+          finishedResolve();
+          return;
+        }
+        answered = true;
+        const out: http.OutgoingHttpHeaders = {};
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+        }
+        const duration = Number(res.headers['x-berth-duration-ms'] ?? Date.now() - started);
+        out['x-berth-billed-duration-ms'] = String(Math.max(1, Math.ceil(duration)));
+        out['x-berth-instance-id'] = instanceId;
+        const coldStart = Date.parse(route.readyAt) >= arrived;
+        if (coldStart) out['x-berth-cold-start'] = 'true';
+        const memoryMiB = Number(res.headers['x-berth-max-memory-used-mib']) || undefined;
+        let ended = false;
+        res.once('end', () => { ended = true; done('ok', res.statusCode ?? 502, memoryMiB); });
+        res.once('close', () => {
+          if (!ended) done(timedOut ? 'timeout' : clientGone.aborted ? 'gone' : 'error', res.statusCode ?? 502, memoryMiB);
+        });
+        resolve({ statusCode: res.statusCode ?? 502, headers: out, body: res, instanceId, coldStart, finished });
+      });
+      upstream.once('error', (err: NodeJS.ErrnoException) => {
+        if (answered) return; // the answer's 'close' handles it
+        if (timedOut) {
+          done('timeout', 504);
+          reject(new BerthError('FUNCTION_TIMEOUT', `The function ${fn.name} did not answer within its ${fn.config.timeout} s timeout`));
+        } else if (clientGone.aborted) {
+          done('gone', 499);
+          reject(new BerthError('BAD_REQUEST', 'The client went away'));
+        } else {
+          clearTimeout(timer);
+          clientGone.removeEventListener('abort', onClientGone);
+          release();
+          this.record(fn, 'error', 502, Date.now() - started);
+          this.o.metrics.record(id, 'error', Date.now() - started);
+          finishedResolve();
+          void this.instanceFailed(fn, instanceId, err.code ?? err.message).then(reject, reject);
+        }
+      });
+      const body = request.body;
+      if (body === undefined) upstream.end();
+      else if (Buffer.isBuffer(body)) upstream.end(body);
+      else {
+        body.once('error', (err) => upstream.destroy(err));
+        body.pipe(upstream);
+      }
+    });
+  }
+
+  /** A slot on a ready instance, waiting (and starting instances) as needed. */
+  private async acquire(fn: FunctionRecord, clientGone: AbortSignal): Promise<{ instanceId: string; route: InstanceRoute }> {
+    const { redis } = this.o;
+    const { concurrency, maxInstances } = fn.config;
+    const first = await acquireSlot(redis, fn.tenant, fn.name, concurrency);
+    if (first.ok) return this.withRoute(fn, first.instanceId, clientGone);
+
+    const id = fnId(fn.tenant, fn.name);
+    const queued = this.queued.get(id) ?? 0;
+    if (queued >= this.maxQueue) {
+      await this.count(fn, 'throttles');
+      throw throttled(`The queue of ${fn.name} is full (${this.maxQueue} requests wait); retry later`, 1);
+    }
+    this.queued.set(id, queued + 1);
+    const k = functionKeys(fn.tenant, fn.name);
+    const waiterId = newInstanceId();
+    const deadline = Date.now() + this.queueTimeoutMs;
+    await redis.zadd(k.waiters, deadline, waiterId);
+    const started: string[] = [];
+    try {
+      for (;;) {
+        const newId = newInstanceId();
+        if (await requestInstance(redis, fn.tenant, fn.name, maxInstances, concurrency, newId)) {
+          started.push(newId);
+          await createInstanceTasks(redis, this.o.place, fn, [newId]);
+          await this.count(fn, 'coldStarts');
+          this.o.metrics.coldStart(id);
+        }
+        await this.o.waiters.wait(id, Math.min(250, Math.max(1, deadline - Date.now())), clientGone);
+        if (clientGone.aborted) throw new BerthError('BAD_REQUEST', 'The client went away');
+        const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency);
+        if (r.ok) return await this.withRoute(fn, r.instanceId, clientGone);
+        const failure = started.length > 0 ? await this.startFailure(started) : undefined;
+        if (failure) throw new BerthError('FUNCTION_START_FAILED', `No instance of ${fn.name} could start: ${failure}`);
+        if (Date.now() >= deadline) {
+          await this.count(fn, 'throttles');
+          const why = started.length > 0 || r.reason === 'none'
+            ? `no instance of ${fn.name} became ready`
+            : `every instance of ${fn.name} stayed busy (${maxInstances} at most, ${concurrency} requests each)`;
+          throw throttled(`No slot within ${this.queueTimeoutMs / 1000} s: ${why}; retry later`, 5);
+        }
+      }
+    } finally {
+      this.queued.set(id, (this.queued.get(id) ?? 1) - 1);
+      await redis.zrem(k.waiters, waiterId).catch(() => undefined);
+    }
+  }
+
+  /** The reason every instance this request started stopped, when all did. */
+  private async startFailure(ids: string[]): Promise<string | undefined> {
+    const reasons: string[] = [];
+    for (const id of ids) {
+      const [status, reason] = await this.o.redis.hmget(keys.task(id), 'lastStatus', 'stoppedReason');
+      if (status !== 'STOPPED') return undefined;
+      reasons.push(reason ?? 'stopped');
+    }
+    return reasons[reasons.length - 1];
+  }
+
+  private async withRoute(fn: FunctionRecord, instanceId: string, clientGone: AbortSignal): Promise<{ instanceId: string; route: InstanceRoute }> {
+    let route = this.routes.get(instanceId);
+    if (!route) {
+      const found = await getRoute(this.o.redis, fn.tenant, fn.name, instanceId);
+      if (!found) {
+        // Removed between the slot and the lookup (it stopped): try again.
+        await releaseSlot(this.o.redis, fn.tenant, fn.name, instanceId);
+        return this.acquire(fn, clientGone);
+      }
+      route = found;
+      if (this.routes.size > 10_000) this.routes.clear();
+      this.routes.set(instanceId, route);
+    }
+    return { instanceId, route };
+  }
+
+  /** The instance failed under a request: take it out, find out why, stop it if it still runs. */
+  private async instanceFailed(fn: FunctionRecord, instanceId: string, code: string): Promise<BerthError> {
+    this.routes.delete(instanceId);
+    await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false).catch(() => undefined);
+    const reason = await stoppedReason(this.o.redis, instanceId, 3000);
+    if (!reason) this.recycle(fn, instanceId, `FunctionInstanceFailed: the instance stopped answering (${code})`);
+    return new BerthError('FUNCTION_INSTANCE_FAILED',
+      `The instance ${instanceId} of ${fn.name} failed during the request: ${reason ?? `it stopped answering (${code})`}`,
+      { instanceId, reason: reason ?? code });
+  }
+
+  /** Takes an instance out of routing and stops it; the autoscaler or the next request replaces it. */
+  private recycle(fn: FunctionRecord, instanceId: string, reason: string): void {
+    this.routes.delete(instanceId);
+    void (async () => {
+      await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false);
+      await stopInstanceTask(this.o.redis, instanceId, reason, this.o.stopOnNode);
+    })().catch((err: Error) => this.o.logger.warn({ instanceId, err: err.message }, 'recycling an instance failed'));
+  }
+
+  private async count(fn: FunctionRecord, field: string): Promise<void> {
+    await this.o.redis.hincrby(keys.fnStats(fn.tenant, fn.name), field, 1).catch(() => undefined);
+  }
+
+  /** Counters and recent durations in Redis (the stats route, the dashboard). */
+  private record(fn: FunctionRecord, outcome: 'ok' | 'error' | 'timeout' | 'gone', statusCode: number, durationMs: number): void {
+    const k = functionKeys(fn.tenant, fn.name);
+    const multi = this.o.redis.multi().hincrby(k.stats, 'invocations', 1);
+    if (outcome === 'timeout') multi.hincrby(k.stats, 'timeouts', 1);
+    if (outcome !== 'ok' || statusCode >= 500) multi.hincrby(k.stats, 'errors', 1);
+    multi.lpush(k.durations, String(durationMs)).ltrim(k.durations, 0, 999);
+    multi.exec().catch(() => undefined);
+  }
+}
+
+function throttled(message: string, retryAfterS: number): BerthError {
+  return new BerthError('FUNCTION_THROTTLED', message, { retryAfter: retryAfterS });
+}
+
+/** A cache of function records, so the warm path reads Redis only for its slot. */
+export class FunctionCache {
+  private readonly cache = new Map<string, { at: number; record: FunctionRecord | null }>();
+
+  constructor(private readonly load: (tenant: string, name: string) => Promise<FunctionRecord | null>, private readonly ttlMs = FN_CACHE_MS) {}
+
+  async get(tenant: string, name: string): Promise<FunctionRecord | null> {
+    const key = fnId(tenant, name);
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.record;
+    const record = await this.load(tenant, name);
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(key, { at: Date.now(), record });
+    return record;
+  }
+
+  forget(tenant: string, name: string): void {
+    this.cache.delete(fnId(tenant, name));
+  }
+}
