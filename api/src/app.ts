@@ -14,6 +14,7 @@ import { installDashboard } from './dashboard/index.ts';
 import { installMetrics } from './metrics.ts';
 import { bullTaskQueues, type TaskQueues } from './queues.ts';
 import { apiKeyHandlers } from './routes/api-keys.ts';
+import { installFunctions } from './routes/functions.ts';
 import { nodeHandlers } from './routes/nodes.ts';
 import { secretHandlers } from './routes/secrets.ts';
 import { serviceHandlers } from './routes/service.ts';
@@ -83,6 +84,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   const dashboard = installDashboard(app, { redis: deps.redis, registry });
+  // Functions: its handlers, plus the gateway's raw routes (invoke, /fn/{name}/…) in their own plugin.
+  const functions = installFunctions(app, { redis: deps.redis, logger: deps.logger, queues, registry });
   // Log follows last as long as their task: end them on close, then cut what is left after a grace.
   const follows = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -100,9 +103,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     ...nodeHandlers({ redis: deps.redis }),
     ...serviceHandlers({ redis: deps.redis, registry, spec }),
     ...dashboard,
+    ...functions.handlers,
   };
 
   for (const op of specOperations(spec)) {
+    if (functions.rawOperations.has(op.operationId)) continue;
     // An operation the spec has and no code yet answers 501 (api/test/service.test.ts insists there is none).
     const handler = handlers[op.operationId as keyof Handlers] ?? notImplemented(op.operationId);
     app.route({
