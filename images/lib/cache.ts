@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildImage, sha256, type BuildImageOptions, type BuiltImage } from './image.ts';
+import { buildImage, sha256, toLayerSpec, type BuildImageOptions, type BuiltImage } from './image.ts';
 
 const CACHE_VERSION = 1;
 
@@ -100,7 +100,8 @@ async function save(dir: string, image: BuiltImage): Promise<void> {
 }
 
 /** buildImage, or the same image from the cache when the inputs have not changed. */
-export async function buildImageCached(options: BuildImageOptions, cacheDir = defaultCacheDir()): Promise<BuiltImage> {
+export async function buildImageCached(input: BuildImageOptions, cacheDir = defaultCacheDir()): Promise<BuiltImage> {
+  const options = { ...input, layers: input.layers.map(toLayerSpec) };
   const dir = path.join(cacheDir, await cacheKey(options));
   const hit = await load(dir);
   if (hit) return hit;

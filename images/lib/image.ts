@@ -2,7 +2,7 @@
 // layer blobs; an index (OCI) or manifest list (Docker) over several images.
 import { createHash } from 'node:crypto';
 import { mediaTypes as mt } from '../../node-agent/src/image/index.ts';
-import { buildLayer, type BuiltLayer, type Compression, type LayerSpec } from './layer.ts';
+import { buildLayer, type BuiltLayer, type Compression, type FileSpec, type LayerSpec } from './layer.ts';
 
 export interface Platform {
   os: string;
@@ -24,9 +24,48 @@ export interface ImageConfigInput {
   StopSignal?: string;
 }
 
+/** The same fields in the agent's spelling (ImageConfig), accepted too. */
+export interface ImageConfigAliases {
+  entrypoint?: string[];
+  cmd?: string[];
+  env?: string[];
+  workingDir?: string;
+  user?: string;
+  exposedPorts?: string[];
+  volumes?: string[];
+  labels?: Record<string, string>;
+}
+
+/**
+ * A layer: a LayerSpec, a host directory's path, or a bare map of paths to
+ * contents (which must then not use `dir`, `files` or `entries` as top-level names).
+ */
+export type LayerInput = LayerSpec | string | Record<string, FileSpec>;
+
+export function toLayerSpec(layer: LayerInput): LayerSpec {
+  if (typeof layer === 'string') return { dir: layer };
+  const l = layer as Record<string, unknown>;
+  if (typeof l.dir === 'string' || (l.files && typeof l.files === 'object' && !Buffer.isBuffer(l.files)) || Array.isArray(l.entries)) return layer as LayerSpec;
+  return { files: layer as Record<string, FileSpec> };
+}
+
+function configFields(c: ImageConfigInput & ImageConfigAliases): ImageConfigInput {
+  return {
+    Entrypoint: c.Entrypoint ?? c.entrypoint,
+    Cmd: c.Cmd ?? c.cmd,
+    Env: c.Env ?? c.env,
+    WorkingDir: c.WorkingDir ?? c.workingDir,
+    User: c.User ?? c.user,
+    ExposedPorts: c.ExposedPorts ?? c.exposedPorts,
+    Volumes: c.Volumes ?? c.volumes,
+    Labels: c.Labels ?? c.labels,
+    StopSignal: c.StopSignal,
+  };
+}
+
 export interface BuildImageOptions {
-  layers: LayerSpec[];
-  config?: ImageConfigInput;
+  layers: LayerInput[];
+  config?: ImageConfigInput & ImageConfigAliases;
   /** @defaultValue linux/amd64 */
   platform?: Platform;
   /** @defaultValue 'oci' */
@@ -70,11 +109,11 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
   const format = options.format ?? 'oci';
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
   const layers: BuiltImage['layers'] = [];
-  for (const spec of options.layers) {
-    const built = await buildLayer(spec, options.compression ?? 'gzip');
+  for (const layer of options.layers) {
+    const built = await buildLayer(toLayerSpec(layer), options.compression ?? 'gzip');
     layers.push({ ...built, mediaType: layerMediaType(format, built.compression) });
   }
-  const c = options.config ?? {};
+  const c = configFields(options.config ?? {});
   const runtime: Record<string, unknown> = {};
   if (c.User !== undefined) runtime.User = c.User;
   if (c.ExposedPorts) runtime.ExposedPorts = toSet(c.ExposedPorts);
