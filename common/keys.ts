@@ -67,6 +67,8 @@ export const keys = {
   invocation: (id: string) => `${P}:invocation:${id}`,
   /** The token an agent's /v1/proxy wants in `x-berth-agent-token` (set once, shared by every agent and API). */
   agentToken: () => `${P}:agent-token`,
+  /** The scheduler replica that runs the function autoscaler (SET NX PX lease). */
+  autoscalerLeader: () => `${P}:autoscaler:leader`,
 } as const;
 
 /** Pub/sub channel: a message `<tenant>/<name>` whenever a slot frees or an instance becomes ready. */
