@@ -1,8 +1,8 @@
 // The functions panel. It reads GET /v1/functions and each function's stats
-// when the API has them, and says so plainly when it does not (an API
-// without functions answers 404 or 501), so the rest of the page never
-// depends on it. Field names are read leniently: counts may sit on the
-// function or under `stats`, latencies as `latency.p50` or `latencyP50Ms`.
+// (GET /v1/functions/{name}/stats: counters, latency percentiles in ms) when
+// the API has them, and says so plainly when it does not (an API without
+// functions answers 404 or 501), so the rest of the page never depends on it.
+// Field names are read leniently, so a renamed field shows as a dash, not an error.
 /* global document */
 import { api, ApiError } from './api.js';
 
@@ -34,6 +34,8 @@ function row(fn, stats) {
     pick(s, 'status', 'state') ?? '',
     num(pick(s, 'invocations', 'invocationsTotal', 'counts.invocations', 'requests')),
     num(pick(s, 'errors', 'errorsTotal', 'counts.errors')),
+    num(pick(s, 'timeouts', 'timeoutsTotal')),
+    num(pick(s, 'throttles', 'throttlesTotal')),
     ms(pick(s, 'latency.p50', 'latencyMs.p50', 'latencyP50Ms', 'p50Ms')),
     ms(pick(s, 'latency.p95', 'latencyMs.p95', 'latencyP95Ms', 'p95Ms')),
     ms(pick(s, 'latency.p99', 'latencyMs.p99', 'latencyP99Ms', 'p99Ms')),

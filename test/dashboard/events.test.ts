@@ -170,4 +170,17 @@ describe('the dashboard files', () => {
     expect(body).toContain('berth_node_status{node_id="node-ev",status="ACTIVE"} 1');
     expect(body).toContain('berth_node_status{node_id="node-ev",status="LOST"} 0');
   });
+
+  it('adds each function\'s instances by state to /metrics, and drops a deleted function\'s', async () => {
+    await api.redis.sadd(keys.functions(), 'acme/hello');
+    await api.redis.sadd(keys.fnLive('acme', 'hello'), 'i1', 'i2', 'i3');
+    await api.redis.sadd(keys.fnReady('acme', 'hello'), 'i1', 'i2');
+    await api.redis.sadd(keys.fnDraining('acme', 'hello'), 'i0');
+    const body = (await api.request(null, { url: '/metrics' })).body;
+    expect(body).toContain('berth_function_instances{function="acme/hello",state="starting"} 1');
+    expect(body).toContain('berth_function_instances{function="acme/hello",state="ready"} 2');
+    expect(body).toContain('berth_function_instances{function="acme/hello",state="draining"} 1');
+    await api.redis.srem(keys.functions(), 'acme/hello');
+    expect((await api.request(null, { url: '/metrics' })).body).not.toContain('acme/hello');
+  });
 });

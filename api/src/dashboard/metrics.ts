@@ -1,7 +1,9 @@
 // Cluster gauges on the API's /metrics, read from Redis at scrape time: each
-// node's capacity, reservations, status and task count. Series are rebuilt on
-// every scrape, so a node that is gone leaves none behind. (Per-task series
-// come from the agents, which remove them when a task stops.)
+// node's capacity, reservations, status and task count, and each function's
+// instances by state. Series are rebuilt on every scrape, so a node or a
+// function that is gone leaves none behind. (Per-task series come from the
+// agents, which remove them when a task stops; per-invocation series from the
+// function gateway, api/src/gateway/metrics.ts.)
 import { Gauge, type Registry } from 'prom-client';
 import { keys } from '../../../common/keys.ts';
 import { listNodes } from '../../../common/nodes.ts';
@@ -13,9 +15,39 @@ const MIB = 2 ** 20;
 /** A scrape never waits longer than this for Redis. */
 const READ_TIMEOUT_MS = 2000;
 
+interface FunctionInstances {
+  /** `<tenant>/<name>`, as the gateway's series label functions. */
+  id: string;
+  ready: number;
+  starting: number;
+  draining: number;
+}
+
 interface Snapshot {
   nodes: NodeRecord[];
   tasks: number[];
+  functions: FunctionInstances[];
+}
+
+/** At most this many functions get series (the set is walked in one SMEMBERS). */
+const MAX_FUNCTIONS = 10_000;
+
+async function readFunctions(redis: BerthRedis): Promise<FunctionInstances[]> {
+  const ids = (await redis.smembers(keys.functions())).sort().slice(0, MAX_FUNCTIONS);
+  const named = ids.map((id) => ({ id, tenant: id.slice(0, id.indexOf('/')), name: id.slice(id.indexOf('/') + 1) }))
+    .filter((f) => f.tenant && f.name);
+  if (named.length === 0) return [];
+  const pipe = redis.pipeline();
+  for (const f of named) {
+    pipe.scard(keys.fnLive(f.tenant, f.name));
+    pipe.scard(keys.fnReady(f.tenant, f.name));
+    pipe.scard(keys.fnDraining(f.tenant, f.name));
+  }
+  const counts = ((await pipe.exec()) ?? []).map(([, n]) => Number(n ?? 0));
+  return named.map((f, i) => {
+    const [live = 0, ready = 0, draining = 0] = counts.slice(i * 3, i * 3 + 3);
+    return { id: f.id, ready, starting: Math.max(0, live - ready), draining };
+  });
 }
 
 export function installClusterMetrics(registry: Registry, redis: BerthRedis): void {
@@ -31,7 +63,7 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
         const pipe = redis.pipeline();
         for (const n of nodes) pipe.scard(keys.nodeTasks(n.nodeId));
         const counts = (await pipe.exec()) ?? [];
-        return { nodes, tasks: counts.map(([, n]) => Number(n ?? 0)) };
+        return { nodes, tasks: counts.map(([, n]) => Number(n ?? 0)), functions: await readFunctions(redis) };
       })();
       try {
         return await Promise.race([read, new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), READ_TIMEOUT_MS); })]);
@@ -59,6 +91,18 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
   nodeGauge('berth_node_memory_capacity_bytes', 'Memory the node offers to tasks', (n) => n.memoryTotal * MIB);
   nodeGauge('berth_node_memory_reserved_bytes', 'Memory reserved by the tasks placed on the node', (n) => n.memoryReserved * MIB);
   nodeGauge('berth_node_tasks', 'Tasks placed on the node and not yet stopped', (_n, i, s) => s.tasks[i] ?? 0);
+  new Gauge({
+    name: 'berth_function_instances', help: 'Instances of a function, by state (starting, ready, draining)',
+    labelNames: ['function', 'state'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const f of (await snapshot())?.functions ?? []) {
+        this.set({ function: f.id, state: 'starting' }, f.starting);
+        this.set({ function: f.id, state: 'ready' }, f.ready);
+        this.set({ function: f.id, state: 'draining' }, f.draining);
+      }
+    },
+  });
   new Gauge({
     name: 'berth_node_status', help: 'The node\'s status: 1 for the one it has, 0 for the others',
     labelNames: ['node_id', 'status'], registers: [registry],
