@@ -8,7 +8,7 @@ import { registerNode } from '../../common/nodes.ts';
 import { getTask } from '../../common/tasks.ts';
 import { getTaskDefinition } from '../../common/taskdefs.ts';
 import { resolveSecrets } from '../../common/secrets.ts';
-import { specOperations, type SpecOperation } from '../src/spec.ts';
+import { loadSpec, specOperations, type SpecOperation } from '../src/spec.ts';
 import { startApi, type TestApi } from './helpers.ts';
 import { sampleRequest, type SampleRequest } from './spec-samples.ts';
 
@@ -47,19 +47,24 @@ beforeAll(async () => {
   await api.redis.set(keys.taskStats(aTaskId), JSON.stringify({ time: new Date().toISOString(), memoryBytes: 424242 }));
   await api.redis.lpush(keys.taskStatsHistory(aTaskId), JSON.stringify({ time: new Date().toISOString(), memoryBytes: 424242 }));
   await registerNode(api.redis, { nodeId: 'node-1', address: '10.0.0.1', cpuTotal: 1024, memoryTotal: 1024, labels: {} });
+  if (operations.some((op) => op.operationId === 'deployFunction')) {
+    const fn = await api.request(a.key, { method: 'POST', url: '/v1/functions', payload: { name: 'afn', image: 'a-private-image:1', environment: [{ name: 'E', value: 'a-env-value-7731' }] } });
+    expect(fn.statusCode, fn.body).toBe(201);
+  }
 });
 afterAll(async () => { await api.close(); });
 
 /** The request aimed at A's resources, and the same aimed at resources that do not exist. */
 function requests(op: SpecOperation): { aimed: SampleRequest; missing: SampleRequest } {
+  const fn = op.path.startsWith('/v1/functions');
   const aimed = {
-    path: { taskId: aTaskId, taskDefinition: 'afam:2', name: 'a-secret', keyId: aKeyId, nodeId: 'node-1' },
-    body: { taskDefinition: 'afam', taskIds: [aTaskId], family: 'afam', name: 'a-secret' },
+    path: { taskId: aTaskId, taskDefinition: 'afam:2', name: fn ? 'afn' : 'a-secret', keyId: aKeyId, nodeId: 'node-1' },
+    body: { taskDefinition: 'afam', taskIds: [aTaskId], family: 'afam', name: fn ? 'afn' : 'a-secret' },
     query: { ids: aTaskId, family: 'afam', tasks: aTaskId, startedBy: 'a-started-by', tenant: a.tenant },
   };
   const missing = {
-    path: { taskId: MISSING_TASK, taskDefinition: 'nofam:2', name: 'no-secret', keyId: 'f'.repeat(16), nodeId: 'node-9' },
-    body: { taskDefinition: 'nofam', taskIds: [MISSING_TASK], family: 'nofam', name: 'no-secret' },
+    path: { taskId: MISSING_TASK, taskDefinition: 'nofam:2', name: fn ? 'nofn' : 'no-secret', keyId: 'f'.repeat(16), nodeId: 'node-9' },
+    body: { taskDefinition: 'nofam', taskIds: [MISSING_TASK], family: 'nofam', name: fn ? 'nofn' : 'no-secret' },
     query: { ids: MISSING_TASK, family: 'nofam', tasks: MISSING_TASK, startedBy: 'nobody', tenant: 'no-tenant' },
   };
   return {
@@ -71,12 +76,16 @@ function requests(op: SpecOperation): { aimed: SampleRequest; missing: SampleReq
 /** A's identifiers replaced by the missing ones, so both answers can be compared. */
 function normalize(body: string): string {
   return body.replaceAll(aTaskId, MISSING_TASK).replaceAll('afam', 'nofam').replaceAll('a-secret', 'no-secret')
-    .replaceAll(aKeyId, 'f'.repeat(16)).replaceAll('node-1', 'node-9').replaceAll(a.tenant, 'no-tenant');
+    .replaceAll(aKeyId, 'f'.repeat(16)).replaceAll('node-1', 'node-9').replaceAll(a.tenant, 'no-tenant').replaceAll('afn', 'nofn');
 }
 
-// Creating routes make the caller's own resources; they run last and are checked apart.
-const CREATES = new Set(['registerTaskDefinition', 'putSecret', 'createApiKey', 'runTask']);
 const operations = specOperations().filter((op) => !op.public);
+// Creating routes (a POST without path parameters that can answer 201) make the caller's own
+// resources; they run last and are checked apart.
+const spec = loadSpec();
+const CREATES = new Set(operations
+  .filter((op) => op.method === 'POST' && !op.path.includes('{') && (spec.paths[op.path]?.post?.responses as Record<string, unknown> | undefined)?.['201'])
+  .map((op) => op.operationId));
 
 describe.each([
   ['a tenant key', () => b.key, false],
