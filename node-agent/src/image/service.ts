@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { collectGarbage, type ContainerRecord } from './gc.ts';
 import type { ImageConfig } from './manifest.ts';
 import { Puller, type PullProgress } from './pull.ts';
-import { InvalidReferenceError, parseReference } from './reference.ts';
+import { DOCKER_HUB, InvalidReferenceError, parseReference } from './reference.ts';
 import { RegistryClient, type Credentials } from './registry-client.ts';
 import { checkContainerId, mountOverlay, removeOverlay } from './rootfs.ts';
 import { Store, writeJsonAtomic } from './store.ts';
@@ -90,6 +90,16 @@ class SharedLock {
   }
 }
 
+/** Per-registry credentials by host; Docker Hub's under any of its names. */
+function credentialsFor(all: Record<string, Credentials> | undefined, registry: string): Credentials | undefined {
+  if (!all) return undefined;
+  const strip = (k: string) => k.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  const byHost = new Map(Object.entries(all).map(([k, v]) => [strip(k), v]));
+  if (byHost.has(registry)) return byHost.get(registry);
+  if (registry === DOCKER_HUB) return byHost.get('docker.io') ?? byHost.get('index.docker.io');
+  return undefined;
+}
+
 export function createImageService(options: ImageServiceOptions): ImageService {
   const root = path.resolve(options.root);
   const store = new Store(root);
@@ -98,6 +108,7 @@ export function createImageService(options: ImageServiceOptions): ImageService {
   const lock = new SharedLock();
   const active = new Map<string, number>();
   const clients = new Map<string, RegistryClient>();
+  const insecure = (options.insecureRegistries ?? []).map((r) => r.replace(/^https?:\/\//, '').replace(/\/.*$/, ''));
   let ready: Promise<void> | undefined;
   const init = () => (ready ??= store.init().catch((err: unknown) => { ready = undefined; throw err; }));
 
@@ -105,7 +116,7 @@ export function createImageService(options: ImageServiceOptions): ImageService {
     const key = `${registry}\0${credentials?.username ?? ''}\0${credentials?.password ?? ''}`;
     let c = clients.get(key);
     if (!c) {
-      c = new RegistryClient({ registry, credentials, insecureRegistries: options.insecureRegistries });
+      c = new RegistryClient({ registry, credentials, insecureRegistries: insecure });
       clients.set(key, c);
     }
     return c;
@@ -130,7 +141,7 @@ export function createImageService(options: ImageServiceOptions): ImageService {
       const started = Date.now();
       try {
         return await lock.withShared(async () => {
-          const credentials = pullOptions.credentials ?? options.credentials?.[ref.registry];
+          const credentials = pullOptions.credentials ?? credentialsFor(options.credentials, ref.registry);
           const result = await puller.pull(ref, clientFor(ref.registry, credentials), pullOptions.onProgress, protect);
           const previous = await store.readImage(result.digest);
           await store.writeImage({
