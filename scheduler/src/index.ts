@@ -5,6 +5,7 @@ import { connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PlacementJob } from '../../common/types.ts';
 import { sweepLostNodes } from './liveness.ts';
+import { autoscalerOptionsFromEnv, startAutoscaler, type AutoscalerOptions } from './autoscaler.ts';
 import { createSchedulerMetrics, serveMetrics } from './metrics.ts';
 import { createPlacementProcessor, nodeQueueCache } from './placement.ts';
 
@@ -23,6 +24,8 @@ export interface SchedulerOptions {
   nodeCacheMs?: number;
   /** host:port of /healthz and /metrics (port 0: a free one); no HTTP server without it. */
   http?: { host: string; port: number };
+  /** The function autoscaler's windows and tick; BERTH_FN_* from the environment by default. */
+  autoscaler?: Partial<AutoscalerOptions>;
 }
 
 export interface Scheduler {
@@ -52,6 +55,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   worker.on('failed', (job, err) => o.logger.error({ taskId: job?.data.taskId, err: err.message }, 'placement failed'));
   worker.on('error', (err) => o.logger.error({ err: err.message }, 'placement worker error'));
 
+  const autoscaler = startAutoscaler({ redis, logger: o.logger, nodeQueues: nodeQueues.get }, { ...autoscalerOptionsFromEnv(), ...o.autoscaler });
   const sweep = setInterval(() => {
     sweepLostNodes(redis, graceMs, o.logger).then((lost) => metrics.nodesLost(lost.length)).catch((err: Error) => o.logger.error({ err: err.message }, 'liveness sweep failed'));
   }, Math.max(250, Math.min(1000, graceMs / 4)));
@@ -62,6 +66,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
     address: server?.address,
     async close() {
       clearInterval(sweep);
+      await autoscaler.close();
       await server?.close();
       await worker.close();
       await nodeQueues.close();
