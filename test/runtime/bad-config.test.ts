@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../node-agent/src/bundle/oci-spec.ts';
-import { berthRuntime, removeRoot, bundleFor, cli, freshRoot, leftovers, type Runtime } from './fixture.ts';
+import { berthRuntime, removeRoot, bundleFor, cli, freshRoot, hostIsCgroupV1, leftovers, type Runtime } from './fixture.ts';
 
 let rt: Runtime;
 const disposers: (() => Promise<void>)[] = [];
@@ -85,6 +85,13 @@ const cases: Case[] = [
     },
     message: /sysctl `kernel\.panic` is not namespaced: refused/,
   },
+  ...(!hostIsCgroupV1() ? [] : [<Case>{
+    name: 'cgroup v2 files (linux.resources.unified) on a v1 or hybrid host',
+    transform: (s: OciSpec) => {
+      (s.linux.resources as Record<string, unknown>).unified = { 'memory.high': '50000000' };
+    },
+    message: /linux\.resources\.unified needs a cgroup v2 host \(this one is (v1|hybrid)\)/,
+  }]),
   {
     name: 'malformed JSON',
     edit: (bundle) => writeFileSync(path.join(bundle, 'config.json'), '{"ociVersion": "1.0.2",'),

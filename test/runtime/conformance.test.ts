@@ -52,6 +52,7 @@ echo "cwd=$(pwd)"
 echo "oom_score_adj=$(cat /proc/self/oom_score_adj)"
 echo "sysctl_ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
 echo "sysctl_shmmax=$(cat /proc/sys/kernel/shmmax)"
+echo "umask=$(umask)"
 `;
 
 function capMask(names: string[]): string {
@@ -146,6 +147,9 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       const b = await bundleFor({
         args: ['sh', '-c', PROBE],
         user: { uid: 1000, gid: 1000, additionalGids: [10, 20] },
+        transform: (spec) => {
+          (spec.process.user as Record<string, unknown>).umask = 0o027;
+        },
         readonlyRootfs: true,
         cwd: '/home/work',
       });
@@ -158,6 +162,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       }
       const f = results[name]!.user;
       expect([f.uid, f.gid, f.groups]).toEqual(['1000', '1000', '1000 10 20']);
+      expect(f.umask).toBe('0027');
       expect(f.root_write).toBe('ro');
       expect(f.cwd).toBe('/home/work');
       expect(f.CapInh).toBe('0000000000000000');
@@ -354,7 +359,7 @@ describe('berth-runtime and runc see the same container', () => {
     expect(runc.filter((r) => !berth.includes(r)).sort()).toEqual(['b *:* m', 'c *:* m', 'c 10:200 rwm']);
   });
   it('user, groups and read-only root', () => {
-    for (const key of ['uid', 'gid', 'groups', 'root_write', 'cwd', 'CapEff', 'CapInh', 'home']) {
+    for (const key of ['uid', 'gid', 'groups', 'root_write', 'cwd', 'CapEff', 'CapInh', 'home', 'umask']) {
       expect(results['berth-runtime']!.user[key], key).toBe(results.runc!.user[key]);
     }
   });

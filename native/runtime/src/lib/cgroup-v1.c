@@ -186,6 +186,8 @@ static int
 v1_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
 {
   struct cgroup_hierarchy *h;
+  if (r->unified && r->unified->len)
+    return berth_make_error (err, 0, "linux.resources.unified needs a cgroup v2 host (this one is %s)", cg->ops->name);
   if (v1_apply_memory (cg, r, err) < 0 || v1_apply_cpu (cg, r, err) < 0)
     return -1;
   if (r->has_pids_limit)

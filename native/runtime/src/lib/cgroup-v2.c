@@ -136,6 +136,9 @@ v2_apply (struct cgroup *cg, const struct spec_resources *r, berth_error_t *err)
   if (r->has_pids_limit
       && (r->pids_limit < 0 ? cgroup_write (dir, "pids.max", "max", err) < 0 : write_num (dir, "pids.max", r->pids_limit, err) < 0))
     return -1;
+  for (size_t i = 0; r->unified && i < r->unified->len; i++)
+    if (cgroup_write (dir, r->unified->keys[i], r->unified->items[i]->string, err) < 0)
+      return berth_error_wrap (err, "linux.resources.unified");
   if (r->has_blkio_weight)
     {
       if (cgroup_has_file (dir, "io.weight"))

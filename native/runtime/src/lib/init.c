@@ -277,7 +277,7 @@ container_init (struct init_config *c)
       berth_error_wrap (&err, "rootfs");
       fail (c, &err);
     }
-  umask (022);
+  umask (s->has_umask ? s->umask : 022);
   TIMING ("child: rootfs done");
   if (enter_cwd (s, &err) < 0 || find_executable (s, &exe, &err) < 0 || set_rlimits (s, &err) < 0)
     fail (c, &err);

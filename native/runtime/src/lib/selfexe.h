@@ -8,8 +8,9 @@
 
 #include "error.h"
 
-/* Returns 0 when already running from a sealed copy; otherwise execs one and only
- * returns on failure. */
+/* Returns 0 when already running from a sealed copy, or when the binary cannot be
+ * written anyway (read-only mount, immutable file); otherwise execs a sealed copy
+ * and only returns on failure. */
 int selfexe_ensure_sealed (char **argv, berth_error_t *err);
 
 #endif

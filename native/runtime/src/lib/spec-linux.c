@@ -138,6 +138,14 @@ parse_resources (struct spec_resources *r, json_node *res, berth_error_t *err)
       r->has_blkio_weight = v > 0;
       r->blkio_weight = (uint16_t) v;
     }
+  if ((r->unified = json_get (res, "unified")))
+    {
+      if (want (r->unified, JSON_OBJECT, "linux.resources.unified", err) < 0)
+        return -1;
+      for (size_t i = 0; i < r->unified->len; i++)
+        if (strchr (r->unified->keys[i], '/') || r->unified->keys[i][0] == '.' || r->unified->items[i]->type != JSON_STRING)
+          return berth_make_error (err, 0, "linux.resources.unified: bad entry `%s`", r->unified->keys[i]);
+    }
   if (devices)
     {
       if (want (devices, JSON_ARRAY, "linux.resources.devices", err) < 0)

@@ -229,6 +229,13 @@ parse_process (struct spec *s, json_node *p, berth_error_t *err)
 
   n = json_get (p, "noNewPrivileges");
   s->no_new_privileges = n && n->type == JSON_BOOL && n->boolean;
+  if (user && json_get (user, "umask"))
+    {
+      if (get_int (json_get (user, "umask"), "process.user.umask", 0, 0777, &v, err) < 0)
+        return -1;
+      s->has_umask = true;
+      s->umask = (mode_t) v;
+    }
 
   n = json_get (p, "capabilities");
   if (n)

@@ -69,6 +69,7 @@ struct spec_resources
   uint16_t blkio_weight;
   struct spec_device_rule *device_rules;
   size_t n_device_rules;
+  json_node *unified; /* cgroup v2 file → value, written as given */
 };
 
 struct spec_sysctl
@@ -100,6 +101,8 @@ struct spec
   struct spec_rlimit *rlimits;
   size_t n_rlimits;
   bool no_new_privileges;
+  bool has_umask;
+  mode_t umask;
   bool has_caps;
   struct spec_caps caps;
   bool has_oom_score_adj;
