@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     defaultRegistry: registry,
     insecureRegistries: config.insecureRegistries,
     subnet: process.env.BERTH_SUBNET || undefined,
+    netnsPool: process.env.BERTH_NETNS_POOL ? Number(process.env.BERTH_NETNS_POOL) : undefined,
     bridge: process.env.BERTH_BRIDGE || undefined,
     http: httpAddr('BERTH_AGENT_ADDR'),
   });

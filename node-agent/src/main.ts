@@ -20,6 +20,7 @@ const agent = await startAgent({
   labels: parseLabels(process.env.BERTH_NODE_LABELS ?? ''),
   http: parseAddr(process.env.BERTH_AGENT_ADDR ?? '127.0.0.1:8081', 'BERTH_AGENT_ADDR'),
   subnet: process.env.BERTH_SUBNET || undefined,
+  netnsPool: process.env.BERTH_NETNS_POOL ? Number(process.env.BERTH_NETNS_POOL) : undefined,
     bridge: process.env.BERTH_BRIDGE || undefined,
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

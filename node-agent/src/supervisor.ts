@@ -109,18 +109,29 @@ export class TaskSupervisor {
     await writeJson(p.meta, meta);
 
     let stage = 'pull';
+    const timings: Record<string, number> = {};
+    let mark = performance.now();
+    const lap = (name: string) => {
+      const now = performance.now();
+      timings[name] = Math.round((timings[name] ?? 0) + now - mark);
+      mark = now;
+    };
     try {
       await this.d.redis.hset(keys.task(taskId), 'pullStartedAt', new Date().toISOString());
       const image = await this.d.images.pull(task.spec.image, { credentials: task.spec.repositoryCredentials });
       await this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString());
       await this.ensureStillWanted(taskId);
+      lap('pullMs');
       stage = 'rootfs';
       const rootfs = await this.d.images.mountRootfs(taskId, image);
+      lap('rootfsMs');
       stage = 'config';
       const user = await resolveUser(rootfs, task.spec.user ?? image.config.user);
+      lap('configMs');
       stage = 'network';
       meta.network = await this.d.network.setup(taskId, task.spec.networkMode, task.spec.portMappings);
       await writeJson(p.meta, meta);
+      lap('networkMs');
       stage = 'config';
       await mkdir(p.bundle, { recursive: true });
       const spec = buildSpec({
@@ -143,6 +154,7 @@ export class TaskSupervisor {
       });
       await writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
       await this.ensureStillWanted(taskId);
+      lap('configMs');
       stage = 'start';
       const started = await launchShim({
         shim: this.d.shimBinary, runtime: this.d.runtimeBinary, runtimeRoot: this.d.runtimeRoot,
@@ -152,7 +164,8 @@ export class TaskSupervisor {
       await transitionTask(this.d.redis, taskId, 'RUNNING', {
         startedAt: new Date().toISOString(), imageDigest: image.digest, ipAddress: meta.network?.ipAddress,
       });
-      log.info({ pid: started.pid, image: task.spec.image }, 'task running');
+      lap('startMs');
+      log.info({ pid: started.pid, image: task.spec.image, ...timings }, 'task running');
       this.d.hooks?.onRunning?.(task, { ipAddress: meta.network?.ipAddress, cgroupsPath: meta.cgroupsPath });
       this.supervise(taskId, meta, started.pid);
       const now = await getTask(this.d.redis, taskId);
