@@ -59,6 +59,7 @@ const badge = (status) => el('span', { class: `badge status-${(status ?? '').toL
 function showLogin(message) {
   stopEverything();
   $('#app').hidden = true;
+  $('#logout').hidden = true;
   $('#login').hidden = false;
   $('#login-error').textContent = message ?? '';
   $('#api-key').focus();
@@ -75,11 +76,13 @@ async function login(key) {
   }
   $('#login').hidden = true;
   $('#app').hidden = false;
+  $('#logout').hidden = false;
   start();
 }
 
 function logout() {
   session.key = null;
+  history.replaceState(null, '', location.pathname);
   showLogin();
 }
 

@@ -146,4 +146,22 @@ describe('the dashboard', () => {
     await expect.poll(() => row.getAttribute('data-status'), { timeout: 30_000 }).toBe('STOPPED');
     expect(browser!.pageErrors).toEqual([]);
   }, 120_000);
+
+  it('keeps the key and the chosen task for the tab across a reload; Log out forgets the key', async () => {
+    const { page } = browser!;
+    const selected = await page.getAttribute('#task-detail', 'data-task-id');
+    expect(page.url()).toContain(`#task=${selected}`);
+    await page.reload();
+    await page.locator('#app').waitFor({ state: 'visible' });
+    await page.waitForSelector(`#task-detail[data-task-id="${selected}"][data-status="STOPPED"]`);
+    // The history of a stopped task comes from GET /v1/tasks/{id}/stats.
+    await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#task-detail')?.dataset.samples) > 0);
+    await page.click('#logout');
+    await page.locator('#login').waitFor({ state: 'visible' });
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.reload();
+    await page.locator('#login').waitFor({ state: 'visible' });
+    expect(await page.isHidden('#app')).toBe(true);
+    expect(browser!.pageErrors).toEqual([]);
+  });
 });
