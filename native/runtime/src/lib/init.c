@@ -242,6 +242,10 @@ container_init (struct init_config *c)
   char **env;
 
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* Not ptraceable (nor its /proc files readable) by what else runs in the
+   * container's namespaces while it still holds the runtime's privileges
+   * (CVE-2016-9962); the exec of the user's program makes it dumpable again. */
+  prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (sync_recv (c->sync_fd, &msg, &err) < 0 || msg.type != SYNC_GO)
     _exit (1);
   TIMING ("child: go");
