@@ -105,6 +105,13 @@ describe('GET /v1/tasks/{taskId}/logs', () => {
     }
   });
 
+  it('answers HEAD with follow at once', async () => {
+    const id = await newTask();
+    const res = await api.request(key, { method: 'HEAD', url: `/v1/tasks/${id}/logs?follow=true` });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('application/x-ndjson');
+  });
+
   it('answers 404 for an unknown task', async () => {
     const res = await api.request(key, { url: `/v1/tasks/${'c'.repeat(32)}/logs?follow=true` });
     expect(res.statusCode).toBe(404);

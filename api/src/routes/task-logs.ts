@@ -57,6 +57,9 @@ export function taskLogHandlers(deps: LogDeps): Handlers {
       const q = request.query as Query<'getTaskLogs'>;
       await findTask(redis, principal(request).tenant, taskId);
 
+      if (q.follow && request.method === 'HEAD') {
+        return reply.code(200).type('application/x-ndjson').header('cache-control', 'no-store').send('');
+      }
       if (q.follow) {
         // Streamed by hand so the headers go out at once, before the first line exists.
         reply.hijack();
