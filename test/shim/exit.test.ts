@@ -71,7 +71,9 @@ describe.each(RUNTIMES)('berth-shim exit record ($name)', (runtime) => {
     const run = await ctx.prepare({ args: ['sh', '-c', 'head -c 100m /dev/zero | tail'], memoryBytes: 8 * MiB });
     await ctx.start(run);
     const record = await waitExitFile(run.stateDir);
-    expect(record).toMatchObject({ exitCode: 137, signal: null, oomKilled: true });
+    // usually the kernel kills `tail` and the shell exits 137; now and then it picks the shell itself
+    expect(record).toMatchObject({ exitCode: 137, oomKilled: true });
+    expect([null, 9]).toContain(record.signal);
   });
 
   it('reports an OOM kill of the init itself (SIGKILL, 137)', async () => {
