@@ -63,6 +63,19 @@ describe.runIf(hybrid)('cgroup hosts', () => {
     expect(leftovers(b, rt)).toEqual([]);
   });
 
+  it('without cgroupsPath the container goes to /berth/<id> in every hierarchy, removed on delete', async () => {
+    const b = await bundleFor({ args: ['sleep', '30'], pidsLimit: 40, transform: (spec) => delete spec.linux.cgroupsPath });
+    disposers.push(() => b.dispose([rt]));
+    expect((await cli(rt, ['create', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+    const { pid } = await state(rt, b.id);
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+      expect(line.split(':')[2], line).toBe(`/berth/${b.id}`);
+    }
+    expect(readFileSync(`${cgroupDir(`/berth/${b.id}`, 'pids')}/pids.max`, 'utf8').trim()).toBe('40');
+    expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
+    for (const h of cgroupMounts()) expect(existsSync(path.join(h.mountpoint, 'berth', b.id))).toBe(false);
+  });
+
   it('v1 only: limits applied, no cgroup2 membership', async () => {
     const b = await bundleFor({ args: ['sh', '-c', PROBE], memoryBytes: 48 << 20, pidsLimit: 40, transform: withKmsg });
     disposers.push(() => b.dispose([rt]));
