@@ -18,23 +18,10 @@ export const TASK_STATUS_ORDER: readonly TaskStatus[] = ['PROVISIONING', 'PENDIN
  * What a task runs: its definition with the run's overrides applied, frozen
  * when the task is created so a later revision never changes a running task.
  */
-export interface TaskContainerSpec {
-  image: string;
-  command?: string[];
-  entryPoint?: string[];
-  environment: { name: string; value: string }[];
-  workingDirectory?: string;
-  user?: string;
-  cpu: number;
-  memory: number;
-  pidsLimit: number;
-  ulimits: { name: string; softLimit: number; hardLimit: number }[];
-  portMappings: { containerPort: number; hostPort?: number; protocol?: 'tcp' | 'udp' }[];
-  networkMode: 'bridge' | 'none' | 'host';
-  readonlyRootFilesystem: boolean;
-  stopTimeout: number;
-  repositoryCredentials?: { username: string; password: string };
-}
+export type TaskContainerSpec =
+  Pick<TaskDefinitionInput, 'image' | 'command' | 'entryPoint' | 'workingDirectory' | 'user' | 'repositoryCredentials'>
+  & Required<Pick<TaskDefinitionInput, 'environment' | 'cpu' | 'memory' | 'pidsLimit' | 'ulimits' | 'portMappings'
+    | 'networkMode' | 'readonlyRootFilesystem' | 'stopTimeout'>>;
 
 /** A task as stored in its Redis hash (flat string fields). */
 export interface TaskRecord {
