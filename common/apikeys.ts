@@ -18,6 +18,11 @@ export const ADMIN_TENANT = 'default';
 
 const KEY_FORMAT = /^berth_[A-Za-z0-9_-]{43}$/;
 
+/** Whether a string has the shape of a Berth API key. */
+export function isApiKeyFormat(apiKey: string): boolean {
+  return KEY_FORMAT.test(apiKey);
+}
+
 export function hashApiKey(apiKey: string): string {
   return createHash('sha256').update(apiKey).digest('hex');
 }

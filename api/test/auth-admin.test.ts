@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../common/apikeys.ts';
@@ -58,6 +59,28 @@ describe('ensureAdminKey', () => {
     expect((await readFile(file, 'utf8')).trim()).toBe(api.adminKey);
     expect(await ensureAdminKey(api.redis, api.stateDir)).toBe(api.adminKey);
     expect((await api.request(api.adminKey, { url: '/v1/nodes' })).statusCode).toBe(200);
+  });
+
+  it('gives two processes starting at once the same key', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-admin-'));
+    try {
+      const [one, two] = await Promise.all([ensureAdminKey(api.redis, dir), ensureAdminKey(api.redis, dir)]);
+      expect(one).toBe(two);
+      expect((await readFile(path.join(dir, 'admin-key'), 'utf8')).trim()).toBe(one);
+      expect((await api.request(one, { url: '/v1/nodes' })).statusCode).toBe(200);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a file that does not hold a key', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-admin-'));
+    try {
+      await writeFile(path.join(dir, 'admin-key'), 'password123\n');
+      await expect(ensureAdminKey(api.redis, dir)).rejects.toThrow('does not hold a Berth API key');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('registers the key of an existing file with a fresh Redis', async () => {
