@@ -2,7 +2,7 @@
 // every suite against (runc, and berth-runtime once it works), starts shims on
 // test bundles, talks to their control socket, and cleans up what a test started.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { readFile, readdir, mkdir } from 'node:fs/promises';
 import net from 'node:net';
@@ -41,6 +41,28 @@ async function runtimeWorks(runtimePath: string, tries = 10): Promise<boolean> {
   return works;
 }
 
+/**
+ * A private copy of a binary that someone may be rebuilding while the tests run
+ * (the checkout is shared): the tests use the build they probed. Null when the
+ * binary is missing or half-written.
+ */
+function snapshot(binary: string): string | null {
+  try {
+    const { mtimeMs, size } = statSync(binary);
+    const dir = path.join(os.tmpdir(), `berth-shim-tests-${path.basename(binary)}-${Math.round(mtimeMs)}-${size}`);
+    const copy = path.join(dir, path.basename(binary));
+    if (!existsSync(copy)) {
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(binary, `${copy}.tmp`);
+      chmodSync(`${copy}.tmp`, 0o755);
+      renameSync(`${copy}.tmp`, copy);
+    }
+    return copy;
+  } catch {
+    return null;
+  }
+}
+
 async function probeRuntime(runtimePath: string, tries: number): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
     const b = await makeBundle({ args: ['sleep', '10'] });
@@ -62,11 +84,12 @@ async function probeRuntime(runtimePath: string, tries: number): Promise<boolean
  * BERTH_SHIM_TEST_RUNTIMES=runc,berth-runtime forces the list.
  */
 export async function runtimes(): Promise<Runtime[]> {
-  const all: Runtime[] = [{ name: 'runc', path: RUNC }, { name: 'berth-runtime', path: BERTH_RUNTIME }];
+  const berthRuntime = snapshot(BERTH_RUNTIME);
+  const all: Runtime[] = [{ name: 'runc', path: RUNC }, { name: 'berth-runtime', path: berthRuntime ?? BERTH_RUNTIME }];
   const forced = process.env.BERTH_SHIM_TEST_RUNTIMES;
   if (forced) return all.filter((r) => forced.split(',').includes(r.name));
   const list = [all[0]!];
-  if (await runtimeWorks(BERTH_RUNTIME)) list.push(all[1]!);
+  if (berthRuntime && (await runtimeWorks(berthRuntime))) list.push(all[1]!);
   else if (existsSync(BERTH_RUNTIME)) {
     process.stderr.write(`shim tests: ${BERTH_RUNTIME} did not start 10 containers in a row; testing with runc only\n`);
   }
