@@ -57,7 +57,7 @@ export function installErrorHandling(app: FastifyInstance, routeMatchers: () => 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? '';
     const allowed = routeMatchers().filter((m) => m.re.test(path)).map((m) => m.method);
-    if (allowed.length > 0) {
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       reply.header('allow', [...new Set(allowed)].join(', '));
       return sendError(reply, new BerthError('METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${[...new Set(allowed)].join(', ')}`));
     }

@@ -77,6 +77,12 @@ describe('errors a client can cause', () => {
     expect(res.json()).toEqual(errorBody('NOT_FOUND', 'No such route'));
   });
 
+  it('a trailing slash is another path: 404', async () => {
+    const res = await api.request(key, { url: `/v1/tasks/${'a'.repeat(32)}/logs/` });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual(errorBody('NOT_FOUND', 'No such route'));
+  });
+
   it('wrong method: 405 JSON with Allow', async () => {
     const res = await api.request(key, { method: 'PUT', url: `/v1/tasks/${'a'.repeat(32)}` });
     expect(res.statusCode).toBe(405);
