@@ -1,6 +1,6 @@
 // A bad config.json fails with one clear line on stderr (and as a JSON line in
 // --log), and leaves nothing behind: no cgroup, no mount, no process, no state.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OciSpec } from '../../node-agent/src/bundle/oci-spec.ts';
@@ -126,6 +126,19 @@ describe('bad config.json', () => {
     expect(again.stderr).toMatch(/container `berth-test-[0-9a-f]+` already exists/);
     const st = await cli(rt, ['state', b.id]);
     expect(JSON.parse(st.stdout)).toMatchObject({ status: 'created' });
+  });
+
+  it('a cgroupsPath in use by another container is refused, and that container is left alone', async () => {
+    const first = await bundleFor({ args: ['sleep', '30'] });
+    disposers.push(() => first.dispose([rt]));
+    const second = await bundleFor({ args: ['true'], cgroupsPath: first.cgroupsPath });
+    disposers.push(() => second.remove());
+    expect((await cli(rt, ['run', '--detach', '--bundle', first.bundle, first.id], { detached: true })).code).toBe(0);
+    const r = await cli(rt, ['create', '--bundle', second.bundle, second.id], { detached: true });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/cgroup `.*` is in use by other processes/);
+    expect(JSON.parse((await cli(rt, ['state', first.id])).stdout)).toMatchObject({ status: 'running' });
+    expect(existsSync(path.join(rt.root, second.id))).toBe(false);
   });
 
   it('verbs on a container that does not exist say so', async () => {

@@ -228,9 +228,27 @@ cgroup_write_pid (const char *dir, pid_t pid, berth_error_t *err)
   return cgroup_write (dir, "cgroup.procs", buf, err);
 }
 
+static bool
+in_use (const char *dir)
+{
+  cleanup_free char *path = xasprintf ("%s/cgroup.procs", dir);
+  cleanup_free char *text = NULL;
+  berth_error_t ignored = NULL;
+  if (read_file_at (AT_FDCWD, path, &text, NULL, &ignored) < 0)
+    {
+      berth_error_release (&ignored);
+      return false;
+    }
+  return text[0] != '\0';
+}
+
 int
 cgroup_create (struct cgroup *cg, berth_error_t *err)
 {
+  /* Another container's cgroup is not ours to fill, nor to clean up on failure. */
+  for (size_t i = 0; i < cg->n_h; i++)
+    if (in_use (cg->h[i].dir))
+      return berth_make_error (err, EBUSY, "cgroup `%s` is in use by other processes", cg->h[i].dir);
   if (cg->ops->create (cg, err) < 0)
     {
       berth_error_t ignored = NULL;

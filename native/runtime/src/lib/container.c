@@ -195,8 +195,18 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
       free (cg_path);
       cg_path = abs;
     }
-  if (cgroup_open (cg_path, &u.cg, err) < 0 || cgroup_create (u.cg, err) < 0)
+  if (cgroup_open (cg_path, &u.cg, err) < 0)
     goto fail;
+  if (cgroup_create (u.cg, err) < 0)
+    {
+      if ((*err)->status == EBUSY)
+        {
+          /* not ours: leave it alone */
+          cgroup_free (u.cg);
+          u.cg = NULL;
+        }
+      goto fail;
+    }
   TIMING ("cgroups created");
 
   if (!run_mode)
