@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 // Builds config.json for a container with Docker's defaults (or stricter):
 // 14 capabilities, an empty inheritable set, masked and read-only /proc and /sys
-// paths, a device allow list, noNewPrivileges, and the limits of the task.
+// paths, a device allow list, noNewPrivileges, the default seccomp profile, and
+// the limits of the task.
 import type { OciMount, OciNamespace, OciSpec, OciSeccomp } from './oci-spec.ts';
+import { defaultSeccompProfile } from './seccomp.ts';
 
 export const DEFAULT_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW',
@@ -41,7 +43,8 @@ export interface ContainerSpecOptions {
   network?: NetworkNamespace;
   rlimits?: { type: string; hard: number; soft: number }[];
   extraMounts?: OciMount[];
-  seccomp?: OciSeccomp;
+  /** Berth's default profile (seccomp.ts) when unset; 'unconfined' for none. */
+  seccomp?: OciSeccomp | 'unconfined';
   annotations?: Record<string, string>;
 }
 
@@ -130,7 +133,7 @@ export function buildSpec(o: ContainerSpecOptions): OciSpec {
     resources.cpu = { shares: cpuUnitsToShares(o.cpuUnits), quota: cpuUnitsToQuota(o.cpuUnits), period: CPU_PERIOD_US };
   }
   if (o.pidsLimit !== undefined) resources.pids = { limit: o.pidsLimit };
-  if (o.seccomp) spec.linux.seccomp = o.seccomp;
+  if (o.seccomp !== 'unconfined') spec.linux.seccomp = o.seccomp ?? defaultSeccompProfile();
   if (o.annotations) spec.annotations = o.annotations;
   return spec;
 }
