@@ -6,6 +6,7 @@ import { chown, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symli
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeTar, type TarWriteEntry } from '../../images/index.ts';
 import { unpackLayer } from '../../node-agent/src/image/unpack.ts';
 
 let top: string;
@@ -57,4 +58,29 @@ describe('unpacking GNU tar archives', () => {
       expect((await stat(path.join(dest, long))).mtimeMs).toBe(T * 1000);
     });
   }
+});
+
+describe('later entries win, in archive order', () => {
+  it('replaces, links and whites out files written just before', async () => {
+    const f = (name: string, content: string): TarWriteEntry => ({ name, type: 'file', data: Buffer.from(content), mode: 0o644 });
+    const entries: TarWriteEntry[] = [];
+    for (let i = 0; i < 200; i++) entries.push(f(`many/${i}`, `first ${i}`));
+    entries.push(f('many/7', 'second 7'));
+    entries.push({ name: 'many/7-link', type: 'link', linkname: 'many/7' });
+    entries.push(f('many/.wh.8', ''));
+    entries.push({ name: 'many/9', type: 'dir', mode: 0o755 });
+    entries.push(f('many/9/inside', 'inside'));
+    entries.push(f('big', 'x'.repeat(600_000)));
+    entries.push(f('big', 'small now'));
+    const dest = path.join(top, 'order');
+    await mkdir(dest);
+    await unpackLayer((async function* () { yield writeTar(entries); })(), dest);
+    expect(await readFile(path.join(dest, 'many/6'), 'utf8')).toBe('first 6');
+    expect(await readFile(path.join(dest, 'many/7'), 'utf8')).toBe('second 7');
+    expect((await stat(path.join(dest, 'many/7-link'))).ino).toBe((await stat(path.join(dest, 'many/7'))).ino);
+    expect((await lstat(path.join(dest, 'many/8'))).isCharacterDevice()).toBe(true);
+    expect(await readFile(path.join(dest, 'many/9/inside'), 'utf8')).toBe('inside');
+    expect(await readFile(path.join(dest, 'big'), 'utf8')).toBe('small now');
+    expect(await readFile(path.join(dest, 'many/199'), 'utf8')).toBe('first 199');
+  });
 });

@@ -74,6 +74,26 @@ export async function unpackLayer(tar: AsyncIterable<Buffer>, dest: string): Pro
   let entries = 0;
   const abs = (rel: string) => (rel === '' ? dest : path.join(dest, rel));
 
+  // Small files are written several at once (each is a handful of syscalls on
+  // libuv's pool). Every check above still runs in archive order; anything that
+  // touches an existing path waits for the writes in flight first.
+  const inFlight = new Set<Promise<void>>();
+  let inFlightBytes = 0;
+  let writeError: unknown;
+  async function drain(): Promise<void> {
+    while (inFlight.size > 0) await Promise.race(inFlight);
+    if (writeError) throw writeError;
+  }
+  async function launch(bytes: number, write: () => Promise<void>): Promise<void> {
+    while (inFlight.size >= MAX_IN_FLIGHT || (inFlightBytes + bytes > MAX_IN_FLIGHT_BYTES && inFlight.size > 0)) await Promise.race(inFlight);
+    if (writeError) throw writeError;
+    inFlightBytes += bytes;
+    const p: Promise<void> = write()
+      .catch((err: unknown) => { writeError ??= err; })
+      .finally(() => { inFlight.delete(p); inFlightBytes -= bytes; });
+    inFlight.add(p);
+  }
+
   async function ensureParents(rel: string, entry: string): Promise<void> {
     const parts = rel.split('/');
     for (let i = 1; i < parts.length; i++) {
@@ -95,6 +115,7 @@ export async function unpackLayer(tar: AsyncIterable<Buffer>, dest: string): Pro
   async function clear(rel: string, entry: string, nextIsDir: boolean): Promise<void> {
     const kind = known.get(rel);
     if (kind === undefined) return;
+    await drain();
     if (kind === 'symlink') throw new UnsafeLayerError(entry, `"${rel}" is a symlink planted by an earlier entry; refusing to write or chmod through it`);
     if (kind === 'dir') {
       if (nextIsDir) return;
@@ -110,121 +131,128 @@ export async function unpackLayer(tar: AsyncIterable<Buffer>, dest: string): Pro
     known.delete(rel);
   }
 
-  for await (const { header, body } of readTar(tar)) {
-    entries++;
-    const entry = header.name;
-    const rel = cleanName(header.name, entry);
-    const base = path.posix.basename(rel);
-    const parent = rel.includes('/') ? path.posix.dirname(rel) : '';
+  // New files are root's when we are root, unless dest passes on a group (setgid).
+  const destStat = await fs.stat(dest);
+  const newFilesRootOwned = ROOT && destStat.gid === 0 && (destStat.mode & 0o2000) === 0 /* setgid */;
 
-    if (base.startsWith(WHITEOUT)) {
-      await ensureParents(rel, entry);
-      if (base === OPAQUE) {
-        index.opaques.push(parent);
-        xattrs.push({ rel: parent, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
-      } else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`)) {
-        const victimName = base.slice(WHITEOUT.length);
-        if (victimName === '' || victimName === '.' || victimName === '..') throw new UnsafeLayerError(entry, 'bad whiteout name');
-        const victim = parent ? `${parent}/${victimName}` : victimName;
-        const kind = known.get(victim);
-        if (kind !== undefined) {
-          if (kind === 'dir') await fs.rm(abs(victim), { recursive: true, force: true });
-          else if (!pending.delete(victim)) await fs.unlink(abs(victim));
-          for (const k of [...known.keys()]) if (k === victim || k.startsWith(`${victim}/`)) known.delete(k);
-          for (const k of [...dirMeta.keys()]) if (k === victim || k.startsWith(`${victim}/`)) dirMeta.delete(k);
-        }
-        pending.set(victim, { kind: 'whiteout', major: 0, minor: 0 });
-        known.set(victim, 'node');
-        index.whiteouts.push(victim);
-      }
-      // other .wh..wh. names are aufs bookkeeping: nothing to do
-      continue;
-    }
+  try {
+    for await (const { header, body } of readTar(tar)) {
+      entries++;
+      const entry = header.name;
+      const rel = cleanName(header.name, entry);
+      const base = path.posix.basename(rel);
+      const parent = rel.includes('/') ? path.posix.dirname(rel) : '';
 
-    if (rel === '') {
-      if (header.type !== 'dir') throw new UnsafeLayerError(entry, 'the root must be a directory');
-      dirMeta.set('', header);
-      continue;
-    }
-    await ensureParents(rel, entry);
-    for (const [name, value] of header.xattrs) {
-      // overlay's own attributes are ours to set, never an image's
-      if (name.startsWith('trusted.overlay.')) continue;
-      xattrs.push({ rel, name, value });
-    }
-
-    switch (header.type) {
-      case 'dir': {
-        await clear(rel, entry, true);
-        if (!known.has(rel)) {
-          await fs.mkdir(abs(rel), { mode: 0o700 });
-          known.set(rel, 'dir');
-        }
-        index.dirs.push(rel);
-        dirMeta.set(rel, header);
-        break;
-      }
-      case 'file': {
-        await clear(rel, entry, false);
-        const fh = await fs.open(abs(rel), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-        known.set(rel, 'file');
-        try {
-          for await (const chunk of body) {
-            let off = 0;
-            while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      if (base.startsWith(WHITEOUT)) {
+        await ensureParents(rel, entry);
+        if (base === OPAQUE) {
+          index.opaques.push(parent);
+          xattrs.push({ rel: parent, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
+        } else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`)) {
+          const victimName = base.slice(WHITEOUT.length);
+          if (victimName === '' || victimName === '.' || victimName === '..') throw new UnsafeLayerError(entry, 'bad whiteout name');
+          const victim = parent ? `${parent}/${victimName}` : victimName;
+          const kind = known.get(victim);
+          if (kind !== undefined) {
+            await drain();
+            if (kind === 'dir') await fs.rm(abs(victim), { recursive: true, force: true });
+            else if (!pending.delete(victim)) await fs.unlink(abs(victim));
+            for (const k of [...known.keys()]) if (k === victim || k.startsWith(`${victim}/`)) known.delete(k);
+            for (const k of [...dirMeta.keys()]) if (k === victim || k.startsWith(`${victim}/`)) dirMeta.delete(k);
           }
-          await fh.chown(header.uid, header.gid);
-          await fh.chmod(header.mode);
-          await fh.utimes(header.mtime, header.mtime);
-        } finally {
-          await fh.close();
+          pending.set(victim, { kind: 'whiteout', major: 0, minor: 0 });
+          known.set(victim, 'node');
+          index.whiteouts.push(victim);
         }
-        size += header.size;
-        break;
+        // other .wh..wh. names are aufs bookkeeping: nothing to do
+        continue;
       }
-      case 'symlink': {
-        await clear(rel, entry, false);
-        if (header.linkname === '') throw new UnsafeLayerError(entry, 'symlink with an empty target');
-        await fs.symlink(header.linkname, abs(rel));
-        known.set(rel, 'symlink');
-        index.symlinks.push(rel);
-        await fs.lchown(abs(rel), header.uid, header.gid);
-        await fs.lutimes(abs(rel), header.mtime, header.mtime);
-        break;
-      }
-      case 'link': {
-        const target = cleanName(header.linkname, entry);
-        if (target === '') throw new UnsafeLayerError(entry, 'hard link to the root directory');
-        const targetKind = known.get(target);
-        if (targetKind === undefined) throw new UnsafeLayerError(entry, `hard link to "${header.linkname}", which is not in this layer`);
-        if (targetKind === 'dir') throw new UnsafeLayerError(entry, `hard link to the directory "${header.linkname}"`);
-        if (targetKind === 'node' && pending.has(target)) throw new UnsafeLayerError(entry, `hard link to the device or whiteout "${header.linkname}"`);
-        // Every directory on the way to the target must be one this layer made.
-        const tparts = target.split('/');
-        for (let i = 1; i < tparts.length; i++) {
-          const p = tparts.slice(0, i).join('/');
-          if (known.get(p) !== 'dir') throw new UnsafeLayerError(entry, `hard link target's parent "${p}" is not a directory of this layer`);
-        }
-        if (target === rel) break;
-        await clear(rel, entry, false);
-        await fs.link(abs(target), abs(rel));
-        known.set(rel, targetKind);
-        if (targetKind === 'symlink') index.symlinks.push(rel);
-        break;
-      }
-      case 'char':
-      case 'block':
-      case 'fifo': {
-        await clear(rel, entry, false);
-        pending.set(rel, { kind: header.type, major: header.devmajor, minor: header.devminor, header });
-        known.set(rel, 'node');
-        break;
-      }
-      default:
-        throw new UnsafeLayerError(entry, `unsupported tar entry type "${header.typeflag}"`);
-    }
-  }
 
+      if (rel === '') {
+        if (header.type !== 'dir') throw new UnsafeLayerError(entry, 'the root must be a directory');
+        dirMeta.set('', header);
+        continue;
+      }
+      await ensureParents(rel, entry);
+      for (const [name, value] of header.xattrs) {
+        // overlay's own attributes are ours to set, never an image's
+        if (name.startsWith('trusted.overlay.')) continue;
+        xattrs.push({ rel, name, value });
+      }
+
+      switch (header.type) {
+        case 'dir': {
+          await clear(rel, entry, true);
+          if (!known.has(rel)) {
+            await fs.mkdir(abs(rel), { mode: 0o700 });
+            known.set(rel, 'dir');
+          }
+          index.dirs.push(rel);
+          dirMeta.set(rel, header);
+          break;
+        }
+        case 'file': {
+          await clear(rel, entry, false);
+          known.set(rel, 'file');
+          size += header.size;
+          if (header.size <= SMALL_FILE) {
+            const chunks: Buffer[] = [];
+            for await (const chunk of body) chunks.push(chunk);
+            await launch(header.size, () => writeFile(abs(rel), header, chunks, newFilesRootOwned));
+          } else {
+            await writeFile(abs(rel), header, body, newFilesRootOwned);
+          }
+          break;
+        }
+        case 'symlink': {
+          await clear(rel, entry, false);
+          if (header.linkname === '') throw new UnsafeLayerError(entry, 'symlink with an empty target');
+          await fs.symlink(header.linkname, abs(rel));
+          known.set(rel, 'symlink');
+          index.symlinks.push(rel);
+          await fs.lchown(abs(rel), header.uid, header.gid);
+          await fs.lutimes(abs(rel), header.mtime, header.mtime);
+          break;
+        }
+        case 'link': {
+          await drain();
+          const target = cleanName(header.linkname, entry);
+          if (target === '') throw new UnsafeLayerError(entry, 'hard link to the root directory');
+          const targetKind = known.get(target);
+          if (targetKind === undefined) throw new UnsafeLayerError(entry, `hard link to "${header.linkname}", which is not in this layer`);
+          if (targetKind === 'dir') throw new UnsafeLayerError(entry, `hard link to the directory "${header.linkname}"`);
+          if (targetKind === 'node' && pending.has(target)) throw new UnsafeLayerError(entry, `hard link to the device or whiteout "${header.linkname}"`);
+          // Every directory on the way to the target must be one this layer made.
+          const tparts = target.split('/');
+          for (let i = 1; i < tparts.length; i++) {
+            const p = tparts.slice(0, i).join('/');
+            if (known.get(p) !== 'dir') throw new UnsafeLayerError(entry, `hard link target's parent "${p}" is not a directory of this layer`);
+          }
+          if (target === rel) break;
+          await clear(rel, entry, false);
+          await fs.link(abs(target), abs(rel));
+          known.set(rel, targetKind);
+          if (targetKind === 'symlink') index.symlinks.push(rel);
+          break;
+        }
+        case 'char':
+        case 'block':
+        case 'fifo': {
+          await clear(rel, entry, false);
+          pending.set(rel, { kind: header.type, major: header.devmajor, minor: header.devminor, header });
+          known.set(rel, 'node');
+          break;
+        }
+        default:
+          throw new UnsafeLayerError(entry, `unsupported tar entry type "${header.typeflag}"`);
+      }
+    }
+  } catch (err) {
+    // Nothing may still be writing when the caller removes dest.
+    await Promise.allSettled([...inFlight]);
+    throw err;
+  }
+  await drain();
   // Device nodes and whiteouts, made in one go by mknod(1) (Node has no mknod).
   await makeNodes(dest, pending);
   for (const [rel, p] of pending) {
@@ -243,6 +271,28 @@ export async function unpackLayer(tar: AsyncIterable<Buffer>, dest: string): Pro
     await fs.lutimes(abs(rel), h.mtime, h.mtime);
   }
   return { index, size: size + entries * 512, entries };
+}
+
+const SMALL_FILE = 256 * 1024;
+const MAX_IN_FLIGHT = 32;
+const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+const ROOT = process.getuid?.() === 0 && process.getgid?.() === 0;
+
+/** Creates a regular file that must not exist (O_EXCL), never through a symlink (O_NOFOLLOW). */
+async function writeFile(file: string, header: TarHeader, data: AsyncIterable<Buffer> | Buffer[], rootOwned: boolean): Promise<void> {
+  const fh = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  try {
+    for await (const chunk of data) {
+      let off = 0;
+      while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    }
+    // A new file of ours is already root's: skip the chown when that is what the archive says.
+    if (!rootOwned || header.uid !== 0 || header.gid !== 0) await fh.chown(header.uid, header.gid);
+    await fh.chmod(header.mode);
+    await fh.utimes(header.mtime, header.mtime);
+  } finally {
+    await fh.close();
+  }
 }
 
 function run(command: string, args: string[], cwd: string, input?: string): Promise<void> {
