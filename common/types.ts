@@ -19,7 +19,8 @@ export const TASK_STATUS_ORDER: readonly TaskStatus[] = ['PROVISIONING', 'PENDIN
  * when the task is created so a later revision never changes a running task.
  */
 export type TaskContainerSpec =
-  Pick<TaskDefinitionInput, 'image' | 'command' | 'entryPoint' | 'workingDirectory' | 'user' | 'repositoryCredentials'>
+  Pick<TaskDefinitionInput, 'image' | 'command' | 'entryPoint' | 'workingDirectory' | 'user' | 'repositoryCredentials'
+    | 'tmpfs' | 'volumes' | 'mountPoints'>
   & Required<Pick<TaskDefinitionInput, 'environment' | 'cpu' | 'memory' | 'pidsLimit' | 'ulimits' | 'portMappings'
     | 'networkMode' | 'readonlyRootFilesystem' | 'stopTimeout'>>;
 

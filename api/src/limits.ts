@@ -37,6 +37,28 @@ interface DefinitionShape {
   networkMode: 'bridge' | 'none' | 'host';
   portMappings?: { containerPort: number; hostPort?: number }[];
   ulimits?: { softLimit: number; hardLimit: number }[];
+  tmpfs?: { containerPath: string }[];
+  volumes?: { name: string }[];
+  mountPoints?: { sourceVolume: string; containerPath: string }[];
+}
+
+function checkMounts(d: DefinitionShape): void {
+  const names = new Set<string>();
+  (d.volumes ?? []).forEach((v, i) => {
+    if (names.has(v.name)) throw invalidField(`body/volumes/${i}/name`, `names the volume "${v.name}" twice`);
+    names.add(v.name);
+  });
+  const paths = new Map<string, string>();
+  const claim = (containerPath: string, at: string) => {
+    const normal = containerPath.replace(/\/+$/, '');
+    if (paths.has(normal)) throw invalidField(at, `mounts ${containerPath} again (already by ${paths.get(normal)})`);
+    paths.set(normal, at);
+  };
+  (d.tmpfs ?? []).forEach((t, i) => claim(t.containerPath, `body/tmpfs/${i}/containerPath`));
+  (d.mountPoints ?? []).forEach((m, i) => {
+    if (!names.has(m.sourceVolume)) throw invalidField(`body/mountPoints/${i}/sourceVolume`, `names no volume of this task definition ("${m.sourceVolume}")`);
+    claim(m.containerPath, `body/mountPoints/${i}/containerPath`);
+  });
 }
 
 export function checkTaskDefinition(d: DefinitionShape): void {
@@ -45,6 +67,7 @@ export function checkTaskDefinition(d: DefinitionShape): void {
   (d.ulimits ?? []).forEach((u, i) => {
     if (u.softLimit > u.hardLimit) throw invalidField(`body/ulimits/${i}/softLimit`, 'must be <= hardLimit');
   });
+  checkMounts(d);
   const ports = d.portMappings ?? [];
   if (d.networkMode === 'none' && ports.length > 0) throw invalidField('body/portMappings', 'must be empty when networkMode is none');
   ports.forEach((p, i) => {

@@ -624,6 +624,24 @@ export interface components {
             /** @default 0 */
             startPeriod: number;
         };
+        /** @description An absolute path in the container; no `..` component, not `/`, not under /proc, /sys or /dev */
+        ContainerPath: string;
+        Tmpfs: {
+            containerPath: components["schemas"]["ContainerPath"];
+            /** @description MiB; counted against the task's memory */
+            size: number;
+            mountOptions?: ("ro" | "rw" | "noexec" | "exec" | "nosuid" | "suid" | "nodev" | "dev")[];
+        };
+        Volume: {
+            /** @description A scratch volume of the task's own: empty at start, removed with the task */
+            name: string;
+        };
+        MountPoint: {
+            sourceVolume: string;
+            containerPath: components["schemas"]["ContainerPath"];
+            /** @default false */
+            readOnly: boolean;
+        };
         /** @description Credentials for the image's registry; the password is never returned */
         RepositoryCredentials: {
             username: string;
@@ -664,6 +682,9 @@ export interface components {
             networkMode: "bridge" | "none" | "host";
             /** @default false */
             readonlyRootFilesystem: boolean;
+            tmpfs?: components["schemas"]["Tmpfs"][];
+            volumes?: components["schemas"]["Volume"][];
+            mountPoints?: components["schemas"]["MountPoint"][];
             healthCheck?: components["schemas"]["HealthCheck"];
             /**
              * @description Seconds between SIGTERM and SIGKILL

@@ -121,6 +121,9 @@ export async function buildSpec(redis: BerthRedis, tenant: string, def: StoredTa
   if (def.user) spec.user = def.user;
   if (def.repositoryCredentials) spec.repositoryCredentials = def.repositoryCredentials;
   if (def.healthCheck) spec.healthCheck = def.healthCheck;
+  if (def.tmpfs?.length) spec.tmpfs = def.tmpfs;
+  if (def.volumes?.length) spec.volumes = def.volumes;
+  if (def.mountPoints?.length) spec.mountPoints = def.mountPoints;
   return spec;
 }
 

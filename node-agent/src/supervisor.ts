@@ -9,6 +9,7 @@ import { getTask, transitionTask } from '../../common/tasks.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { StopCode, TaskRecord } from '../../common/types.ts';
+import { taskMounts } from './bundle/mounts.ts';
 import { buildSpec, type NetworkNamespace } from './bundle/spec.ts';
 import type { ImageService } from './image/index.ts';
 import type { NetworkManager, TaskNetwork } from './network/index.ts';
@@ -127,6 +128,7 @@ export class TaskSupervisor {
       lap('rootfsMs');
       stage = 'config';
       const user = await resolveUser(rootfs, task.spec.user ?? image.config.user);
+      const extraMounts = await taskMounts(task.spec, path.join(p.dir, 'volumes'));
       lap('configMs');
       stage = 'network';
       meta.network = await this.d.network.setup(taskId, task.spec.networkMode, task.spec.portMappings);
@@ -147,6 +149,7 @@ export class TaskSupervisor {
         cpuUnits: meta.cpuUnits,
         pidsLimit: task.spec.pidsLimit,
         network: networkNamespace(meta.network),
+        extraMounts,
         rlimits: task.spec.ulimits.length > 0
           ? task.spec.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.softLimit, hard: u.hardLimit }))
           : undefined,

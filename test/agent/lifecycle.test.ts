@@ -60,3 +60,32 @@ it('runs as the user the definition names, resolved in the image', async () => {
   await cluster.waitFor(task, 'STOPPED');
   expect((await cluster.logLines(task)).map((l) => l.message)).toEqual(['uid=65534(nobody) gid=65534(nogroup)']);
 });
+
+it('mounts tmpfs and scratch volumes on a read-only root filesystem', async () => {
+  const task = await cluster.runTask({
+    readonlyRootFilesystem: true,
+    tmpfs: [{ containerPath: '/scratch', size: 8 }],
+    volumes: [{ name: 'data' }],
+    mountPoints: [{ sourceVolume: 'data', containerPath: '/var/data' }, { sourceVolume: 'data', containerPath: '/ro-data', readOnly: true }],
+    command: ['sh', '-c', [
+      'touch /rootfile 2>/dev/null && echo root-writable || echo root-read-only',
+      'echo a > /scratch/a && echo tmpfs-writable',
+      'grep " /scratch " /proc/mounts | cut -d" " -f3',
+      'echo b > /var/data/b && cat /ro-data/b',
+      'touch /ro-data/c 2>/dev/null && echo volume-ro-writable || echo volume-ro-read-only',
+    ].join('; ')],
+  });
+  const stopped = await cluster.waitFor(task, 'STOPPED');
+  expect(stopped.exitCode).toBe(0);
+  expect((await cluster.logLines(task)).map((l) => l.message)).toEqual([
+    'root-read-only', 'tmpfs-writable', 'tmpfs', 'b', 'volume-ro-read-only',
+  ]);
+});
+
+it('refuses a mount point that climbs out of the root, before anything runs', async () => {
+  const task = await cluster.runTask({ tmpfs: [{ containerPath: '/../../etc', size: 1 }], command: ['true'] });
+  const stopped = await cluster.waitFor(task, 'STOPPED');
+  expect(stopped).toMatchObject({ stopCode: 'TaskFailedToStart' });
+  expect(stopped.stoppedReason).toMatch(/tmpfs: "\/\.\.\/\.\.\/etc" climbs/);
+  expect(leftoverCgroups([task])).toEqual([]);
+});

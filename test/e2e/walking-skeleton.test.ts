@@ -86,6 +86,18 @@ describe('one task, end to end', () => {
     expect(badRun.status).toBe(400);
     expect(JSON.stringify(badRun.body.error)).toContain('count');
 
+    const climbing = await aio.api('POST', '/v1/task-definitions', {
+      family: 'bad', image: 'berth/busybox:latest', tmpfs: [{ containerPath: '/../../etc', size: 1 }],
+    });
+    expect(climbing.status).toBe(400);
+    expect(JSON.stringify(climbing.body.error)).toContain('tmpfs/0/containerPath');
+
+    const noVolume = await aio.api('POST', '/v1/task-definitions', {
+      family: 'bad', image: 'berth/busybox:latest', mountPoints: [{ sourceVolume: 'nope', containerPath: '/data' }],
+    });
+    expect(noVolume.status).toBe(400);
+    expect(JSON.stringify(noVolume.body.error)).toContain('mountPoints/0/sourceVolume');
+
     const notJson = await aio.api('POST', '/v1/tasks', '{"taskDefinition":');
     expect(notJson.status).toBe(400);
     expect(notJson.body.error.code).toBeTruthy();
