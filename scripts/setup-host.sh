@@ -17,6 +17,11 @@ packages=(
   zstd                    # zstd-compressed image layers
   ca-certificates
 )
+# What only the test suite and the benchmarks use: the side-by-side reference
+# (docker), the compose deployment test, the browser and Prometheus tests.
+if [ "${BERTH_SETUP_TESTS:-0}" = 1 ]; then
+  packages+=(docker.io docker-compose chromium prometheus)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
