@@ -205,8 +205,7 @@ export class Puller {
 
   private async openBlob(client: RegistryClient, ref: ImageReference, desc: Descriptor, scope: string): Promise<Response> {
     checkDigest(desc.digest);
-    const urls = [`/v2/${ref.repository}/blobs/${desc.digest}`];
-    const res = await client.request(urls[0]!, { scope });
+    const res = await client.request(`/v2/${ref.repository}/blobs/${desc.digest}`, { scope });
     if (!res.ok) throw await registryErrorFrom(res, `blob ${desc.digest}`);
     if (!res.body) throw new Error(`blob ${desc.digest}: empty answer`);
     return res;
