@@ -164,4 +164,38 @@ describe('the dashboard', () => {
     expect(await page.isHidden('#app')).toBe(true);
     expect(browser!.pageErrors).toEqual([]);
   });
+
+  // The page's own modules, run in the page (as a string: vitest would rewrite an import() in a function).
+  const inPage = <T>(code: string): Promise<T> => browser!.page.evaluate(code) as Promise<T>;
+
+  it('marks OOM kills, restarts and status changes from samples and the task (markersFor, in the page)', async () => {
+    const at = (sec: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, sec)).toISOString();
+    const samples = [
+      { time: at(1), cpuUsageNs: 100, oomKills: 0 },
+      { time: at(2), cpuUsageNs: 200, oomKills: 1 },
+      { time: at(3), cpuUsageNs: 50, oomKills: 1 },
+      { time: at(4), cpuUsageNs: 90, oomKills: 1 },
+    ];
+    const task = { startedAt: at(0), stoppingAt: at(5), stoppedAt: at(6), stoppedReason: 'OutOfMemoryError: container killed due to memory usage' };
+    const markers = await inPage<{ t: number; kind: string; label: string }[]>(
+      `import('/dashboard/charts.js').then((m) => m.markersFor(${JSON.stringify(task)}, ${JSON.stringify(samples)}))`,
+    );
+    // The OOM kill seen in the samples is not marked twice at the stop.
+    expect(markers.map((m) => `${m.t % 60}:${m.kind}:${m.label}`)).toEqual(['2:oom:OOM kill', '3:restart:restart', '0:status:started', '5:status:stopping', '6:status:stopped']);
+  });
+
+  it('parses server-sent events as the WHATWG rules say (createSseParser, in the page)', async () => {
+    const chunks = ['retry: 2000\n\n: keep-alive\n\nevent: task\r\ndata: {"a":', '1}\r\n\r\ndata: one\ndata: two\n\nevent: empty\n\n'];
+    const events = await inPage<unknown[]>(`import('/dashboard/api.js').then((m) => {
+      const out = [];
+      const parse = m.createSseParser((e) => out.push(e));
+      for (const c of ${JSON.stringify(chunks)}) parse(c);
+      return JSON.parse(JSON.stringify(out));
+    })`);
+    expect(events).toEqual([
+      { event: 'retry', data: '', retry: 2000 },
+      { event: 'task', data: '{"a":1}' },
+      { event: 'message', data: 'one\ntwo' },
+    ]);
+  });
 });
