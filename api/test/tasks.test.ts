@@ -245,6 +245,39 @@ describe('describe and list', () => {
   });
 });
 
+describe('listing many tasks', () => {
+  it('returns short pages with a nextToken when a filter matches little, and finds the match', async () => {
+    const own = await api.tenant();
+    await api.request(own.key, { method: 'POST', url: '/v1/task-definitions', payload: { family: 'rare', image: 'busybox', cpu: 2, memory: 6 } });
+    await api.request(own.key, { method: 'POST', url: '/v1/task-definitions', payload: { family: 'common', image: 'busybox', cpu: 2, memory: 6 } });
+    const rare = (await run({ taskDefinition: 'rare' }, {}, own.key)).json().tasks[0].taskId;
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 25; i++) expect((await run({ taskDefinition: 'common', count: 100 }, {}, own.key)).statusCode).toBe(201);
+
+    const first = await api.request(own.key, { url: '/v1/tasks?family=rare' });
+    expect(first.json().tasks).toEqual([]);
+    expect(first.json().nextToken).toEqual(expect.any(String));
+    const second = await api.request(own.key, { url: `/v1/tasks?family=rare&nextToken=${first.json().nextToken}` });
+    expect(second.json().tasks.map((t: { taskId: string }) => t.taskId)).toEqual([rare]);
+    expect(second.json().nextToken).toBeUndefined();
+
+    // Unfiltered, every task comes exactly once over the pages.
+    const seen = new Set<string>();
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const res = await api.request(own.key, { url: `/v1/tasks?limit=100${token ? `&nextToken=${token}` : ''}` });
+      for (const t of res.json().tasks as { taskId: string }[]) {
+        expect(seen.has(t.taskId)).toBe(false);
+        seen.add(t.taskId);
+      }
+      token = res.json().nextToken;
+      pages++;
+    } while (token && pages < 40);
+    expect(seen.size).toBe(2501);
+  });
+});
+
 describe('POST /v1/tasks/{taskId}/stop', () => {
   it('stops a task that has no node yet at once, with the caller reason', async () => {
     const id = (await run({ taskDefinition: 'tiny' })).json().tasks[0].taskId;
