@@ -183,7 +183,7 @@ export function instanceSpec(c: FunctionConfig): TaskContainerSpec {
     portMappings: [],
     networkMode: 'bridge',
     readonlyRootFilesystem: false,
-    stopTimeout: 10,
+    stopTimeout: 3,
   };
   if (c.command) spec.command = c.command;
   if (c.entryPoint) spec.entryPoint = c.entryPoint;
@@ -252,10 +252,12 @@ export async function stopInstanceTask(
   stopOnNode: (nodeId: string, taskId: string, reason: string) => Promise<void>,
 ): Promise<void> {
   const key = keys.task(taskId);
-  const res = await redis.multi().hget(key, 'lastStatus').hset(key, 'desiredStatus', 'STOPPED').hsetnx(key, 'stoppedReason', reason).hget(key, 'nodeId').exec();
+  const res = await redis.multi().hget(key, 'lastStatus').hget(key, 'desiredStatus').hget(key, 'nodeId')
+    .hset(key, 'desiredStatus', 'STOPPED').hsetnx(key, 'stoppedReason', reason).exec();
   const status = res?.[0]?.[1] as string | null;
-  if (!status || status === 'STOPPED') return;
-  const nodeId = res?.[3]?.[1] as string | null;
+  // Gone, stopped, or already being stopped by someone else (whose reason stands).
+  if (!status || status === 'STOPPED' || res?.[1]?.[1] === 'STOPPED') return;
+  const nodeId = res?.[2]?.[1] as string | null;
   if (!nodeId) {
     await transitionTask(redis, taskId, 'STOPPED', { stopCode: 'UserInitiated', stoppedReason: reason, stoppedAt: new Date().toISOString() });
   } else {
@@ -322,7 +324,10 @@ export async function stoppedReason(redis: BerthRedis, taskId: string, waitMs: n
   for (;;) {
     const task = await getTask(redis, taskId);
     if (!task) return undefined;
-    if (task.lastStatus === 'STOPPED') return task.stoppedReason;
+    if (task.lastStatus === 'STOPPED') {
+      const reason = task.stoppedReason ?? 'stopped';
+      return task.exitCode !== undefined && !/exit code/.test(reason) ? `${reason} (exit code ${task.exitCode})` : reason;
+    }
     if (Date.now() >= deadline) return undefined;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,7 +1,7 @@
 // The function autoscaler, as Knative's: every tick it samples each function's
 // demand (requests in flight plus requests waiting for a slot), averages it over
 // a stable window (60 s) and a panic window (6 s), and wants
-// ceil(average / (concurrency × 70 %)) instances, within min and max. When the
+// ceil(average / max(1, concurrency × 70 %)) instances, within min and max. When the
 // panic window's want reaches twice the ready instances it follows that one and
 // does not scale down until a stable window has passed. An instance idle (no
 // request in flight) for the function's idleTimeout is scaled down while there
@@ -58,7 +58,8 @@ export function desiredInstances(
     const inWindow = samples.filter((s) => s.t > now - windowMs);
     return inWindow.length === 0 ? 0 : inWindow.reduce((n, s) => n + s.v, 0) / inWindow.length;
   };
-  const perInstance = fn.concurrency * o.targetUtilization;
+  // Never below one request per instance: with concurrency 1, one request wants one instance, not two.
+  const perInstance = Math.max(1, fn.concurrency * o.targetUtilization);
   const stable = Math.ceil(avg(o.stableWindowMs) / perInstance - 1e-9);
   const panic = Math.ceil(avg(o.panicWindowMs) / perInstance - 1e-9);
   let until = panicUntil;
@@ -134,7 +135,8 @@ export function startAutoscaler(deps: { redis: BerthRedis; logger: Logger; nodeQ
 
     const liveNow = live.filter((id) => !gone.has(id) && !draining.includes(id));
     const readySet = new Set(readyRaw.filter((id) => !gone.has(id)));
-    const version = (id: string) => Number(states.get(id)?.[2] ?? 0);
+    // An instance whose task record is not written yet was just made for the current version.
+    const version = (id: string) => Number(states.get(id)?.[2] ?? fn.version);
     const current = liveNow.filter((id) => version(id) === fn.version);
     const old = liveNow.filter((id) => version(id) !== fn.version);
     const readyCurrent = current.filter((id) => readySet.has(id));

@@ -283,7 +283,7 @@ export class FunctionGateway {
   private async instanceFailed(fn: FunctionRecord, instanceId: string, code: string): Promise<BerthError> {
     this.routes.delete(instanceId);
     await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false).catch(() => undefined);
-    const reason = await stoppedReason(this.o.redis, instanceId, 3000);
+    const reason = await stoppedReason(this.o.redis, instanceId, 5000);
     if (!reason) this.recycle(fn, instanceId, `FunctionInstanceFailed: the instance stopped answering (${code})`);
     return new BerthError('FUNCTION_INSTANCE_FAILED',
       `The instance ${instanceId} of ${fn.name} failed during the request: ${reason ?? `it stopped answering (${code})`}`,
@@ -294,8 +294,8 @@ export class FunctionGateway {
   private recycle(fn: FunctionRecord, instanceId: string, reason: string): void {
     this.routes.delete(instanceId);
     void (async () => {
-      await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false);
       await stopInstanceTask(this.o.redis, instanceId, reason, this.o.stopOnNode);
+      await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false);
     })().catch((err: Error) => this.o.logger.warn({ instanceId, err: err.message }, 'recycling an instance failed'));
   }
 
