@@ -99,15 +99,18 @@ describe('GET /v1/events', () => {
       const first = await stream.next((e) => e.event === 'task' && e.data.taskId === taskId);
       expect(first.data).toMatchObject({ taskId, lastStatus: 'PROVISIONING', family: 'ev' });
 
+      // No sample yet: every sample that comes later is sent, even two between polls.
+      await new Promise((r) => setTimeout(r, 700));
       const sample = { time: new Date().toISOString(), cpuPercent: 12.5, cpuLimitPercent: 50, memoryBytes: 1234, memoryPeakBytes: 2000, memoryLimitBytes: 4096 };
-      await api.redis.lpush(keys.taskStatsHistory(taskId), JSON.stringify(sample));
-      const stats = await stream.next((e) => e.event === 'stats');
+      const earlier = { ...sample, time: new Date(Date.now() - 1000).toISOString(), cpuPercent: 11 };
+      await api.redis.lpush(keys.taskStatsHistory(taskId), JSON.stringify(earlier), JSON.stringify(sample));
+      const stats = await stream.next((e) => e.event === 'stats' && e.data.sample.cpuPercent === 12.5);
       expect(stats.data).toEqual({ taskId, sample });
       // Two more samples between polls: both come, oldest first.
       const later = [1, 2].map((i) => ({ ...sample, time: new Date(Date.now() + i * 1000).toISOString(), cpuPercent: i }));
       for (const s of later) await api.redis.lpush(keys.taskStatsHistory(taskId), JSON.stringify(s));
       await stream.next((e) => e.event === 'stats' && e.data.sample.cpuPercent === 2);
-      expect(stream.seen.filter((e) => e.event === 'stats').map((e) => e.data.sample.cpuPercent)).toEqual([12.5, 1, 2]);
+      expect(stream.seen.filter((e) => e.event === 'stats').map((e) => e.data.sample.cpuPercent)).toEqual([11, 12.5, 1, 2]);
 
       await transitionTask(api.redis, taskId, 'STOPPED', { stopCode: 'UserInitiated', stoppedReason: 'test', stoppedAt: new Date().toISOString() });
       const stopped = await stream.next((e) => e.event === 'task' && e.data.lastStatus === 'STOPPED');

@@ -84,9 +84,13 @@ export function eventHandlers(o: EventOptions): { handlers: Handlers; close(): v
       const raw = (results[i]?.[1] as string[] | undefined) ?? [];
       const samples = raw.map(parseSample).filter((s) => s !== null);
       const last = lastTime.get(taskId);
-      // Newest first in Redis; the first poll sends only the newest (the history is a GET away).
+      // Newest first in Redis; the first poll sends only the newest (the history is a GET away),
+      // or, for a task without samples yet, marks that every later one is new.
       const fresh = last === undefined ? samples.slice(0, 1) : samples.filter((s) => s.time > last);
-      if (fresh.length === 0) return;
+      if (fresh.length === 0) {
+        if (last === undefined) lastTime.set(taskId, '');
+        return;
+      }
       lastTime.set(taskId, fresh[0]!.time);
       for (const sample of fresh.reverse()) out.push(sse('stats', { taskId, sample }));
     });
