@@ -43,12 +43,17 @@ describe('garbage collection', () => {
     for (const l of pb.layers) expect(await exists(l)).toBe(false);
     for (const l of pa.layers) expect(await exists(l)).toBe(true);
     const blobs = await readdir(path.join(store.root, 'blobs/sha256'));
-    expect(blobs).toContain(a.layers[0]!.digest.slice(7));
     expect(blobs).not.toContain(b.layers[0]!.digest.slice(7));
+    // a's manifest and config stay; its compressed layer went last, its layer being unpacked.
+    expect(blobs).toEqual(expect.arrayContaining([a.digest.slice(7), a.configDigest.slice(7)]));
+    expect(blobs).not.toContain(a.layers[0]!.digest.slice(7));
+    // and a pulls again without downloading anything
+    expect((await store.service.pull(`${registry.host}/gc/a:v1`)).layers).toEqual(pa.layers);
 
     // b comes back on the next pull; a is free once its rootfs is gone.
     const again = await store.service.pull(`${registry.host}/gc/b:v1`);
     for (const l of again.layers) expect(await exists(l)).toBe(true);
+    await store.service.removeRootfs('gc-a');
     await store.service.removeRootfs('gc-a');
     await store.service.garbageCollect(0);
     for (const l of [...pa.layers, ...again.layers]) expect(await exists(l)).toBe(false);
@@ -65,6 +70,23 @@ describe('garbage collection', () => {
       expect(await exists(pulled.layers[0]!)).toBe(true);
     } finally {
       await graceful.cleanup();
+    }
+  });
+
+  it('drops compressed layer blobs of images in use before anything in use, and only to meet the budget', async () => {
+    const c = await buildImage({ layers: [{ files: { c: Buffer.alloc(200_000, 'c') } }] });
+    await pushImage(registry.host, 'gc/c', 'v1', c);
+    const pc = await store.service.pull(`${registry.host}/gc/c:v1`);
+    await store.service.mountRootfs('gc-c', pc);
+    try {
+      expect(await store.service.garbageCollect(1e12)).toEqual({ removedBytes: 0 });
+      const { removedBytes } = await store.service.garbageCollect(0);
+      expect(removedBytes).toBe(c.layers[0]!.size);
+      expect(await exists(pc.layers[0]!)).toBe(true);
+      const again = await store.service.pull(`${registry.host}/gc/c:v1`);
+      expect(again.layers).toEqual(pc.layers);
+    } finally {
+      await store.service.removeRootfs('gc-c');
     }
   });
 });

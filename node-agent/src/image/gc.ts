@@ -64,7 +64,12 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
   const containers = await listContainers(store);
   const layers = await store.listLayerRecords();
 
-  const keep = new Set<string>(active);
+  // `hard`: never removed (pulls in progress, anything made within the grace period).
+  // `keep`: what mounted rootfs and recent pulls use. Of that, a compressed layer blob
+  // whose layer is unpacked is only needed to unpack it again: it goes, last, when
+  // the budget cannot be met otherwise.
+  const hard = new Set<string>(active);
+  const keep = new Set<string>();
   const lastUsed = new Map<string, number>();
   for (const c of containers) {
     for (const k of [...c.diffIDs, ...c.blobs, c.image]) keep.add(k);
@@ -76,10 +81,10 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
       lastUsed.set(k, Math.max(lastUsed.get(k) ?? 0, img.lastUsed));
     }
   }
-
   // Whatever was made within the grace period may belong to a pull in progress,
-  // ours or another agent's on this root: kept.
-  for (const l of layers) if (l.created >= keepSince) keep.add(l.diffID);
+  // ours or another agent's on this root.
+  for (const l of layers) if (l.created >= keepSince) hard.add(l.diffID);
+  const unpackedFrom = new Map(layers.map((l) => [l.blob, l.diffID]));
 
   const items: Item[] = [];
   const dirsWithRecords = new Set<string>();
@@ -98,7 +103,7 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
       const st = await fs.stat(p).catch(() => null);
       if (!st) continue;
       const key = `${algo}:${hex}`;
-      if (st.mtimeMs >= keepSince) keep.add(key);
+      if (st.mtimeMs >= keepSince) hard.add(key);
       items.push({ kind: 'blob', key, path: p, size: st.size, lastUsed: lastUsed.get(key) ?? 0 });
     }
   }
@@ -106,7 +111,12 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
   let total = items.reduce((n, i) => n + i.size, 0);
   let removedBytes = 0;
   const removed = new Set<string>();
-  const candidates = items.filter((i) => !keep.has(i.key)).sort((a, b) => a.lastUsed - b.lastUsed || b.size - a.size);
+  const byAge = (a: Item, b: Item) => a.lastUsed - b.lastUsed || b.size - a.size;
+  const spare = (i: Item) => i.kind === 'blob' && unpackedFrom.has(i.key);
+  const candidates = [
+    ...items.filter((i) => !hard.has(i.key) && !keep.has(i.key)).sort(byAge),
+    ...items.filter((i) => !hard.has(i.key) && keep.has(i.key) && spare(i)).sort(byAge),
+  ];
   for (const item of candidates) {
     if (total <= budgetBytes) break;
     if (item.kind === 'layer') {
@@ -118,9 +128,11 @@ export async function collectGarbage(input: GcInput): Promise<{ removedBytes: nu
     removedBytes += item.size;
     removed.add(item.key);
   }
-  // An image missing any part is forgotten; the next pull fetches what is gone.
+  // An image missing a part it needs is forgotten; the next pull fetches what is gone.
+  // (A layer blob whose layer is still unpacked is not needed.)
+  const needed = (k: string) => !unpackedFrom.has(k) || removed.has(unpackedFrom.get(k)!);
   for (const img of images) {
-    if ([...img.layers, ...img.blobs].some((k) => removed.has(k))) await fs.rm(store.imagePath(img.digest), { force: true });
+    if ([...img.layers, ...img.blobs].some((k) => removed.has(k) && needed(k))) await fs.rm(store.imagePath(img.digest), { force: true });
   }
   if (removedBytes > 0) logger.info({ removedBytes, removed: removed.size, budgetBytes, remaining: total }, 'image garbage collected');
   return { removedBytes };
