@@ -229,6 +229,7 @@ function renderDetail() {
     const out = box.querySelector(`[data-readout="${attr}"]`);
     if (out) out.textContent = v === undefined ? '–' : k.startsWith('cpu') ? pct(v) : k.startsWith('memory') ? formatBytes(v) : String(v);
   }
+  box.querySelector('[data-readout="sample-time"]').textContent = last ? new Date(last.time).toLocaleTimeString() : '–';
   $('#detail-title').replaceChildren(task?.taskDefinition ?? '', ' ', el('code', {}, taskId), ' ', badge(task?.lastStatus));
   $('#detail-reason').textContent = task?.stoppedReason
     ? `${task.stoppedReason}${task.exitCode !== undefined ? ` (exit code ${task.exitCode})` : ''}` : '';
