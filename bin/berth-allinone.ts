@@ -12,6 +12,7 @@ import { buildApi, ensureAdminKey } from '../api/src/index.ts';
 import { startScheduler } from '../scheduler/src/index.ts';
 import { startAgent } from '../node-agent/src/index.ts';
 import { pushExampleImages } from '../images/examples.ts';
+import { pushFunctionExamples } from '../functions-examples/build.ts';
 
 const config = loadConfig();
 const logger = createLogger('allinone');
@@ -53,6 +54,8 @@ async function main(): Promise<void> {
     logger.info({ registry }, 'started docker-registry');
     const pushed = await pushExampleImages(registry);
     logger.info({ images: pushed }, 'example images are in the local registry');
+    const functions = await pushFunctionExamples(registry);
+    logger.info({ images: functions }, 'example function images are in the local registry (functions-examples/)');
   }
 
   const redis = connectRedis(redisUrl);
