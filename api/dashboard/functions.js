@@ -42,10 +42,12 @@ function row(fn, stats) {
     num(pick(s, 'coldStarts', 'coldStartsTotal', 'counts.coldStarts')),
     num(pick(s, 'instances', 'instanceCount', 'instances.count', 'replicas')),
   ];
+  const fields = ['name', 'status', 'invocations', 'errors', 'timeouts', 'throttles', 'p50', 'p95', 'p99', 'cold-starts', 'instances'];
   const tr = document.createElement('tr');
   tr.dataset.function = cells[0];
   for (const [i, c] of cells.entries()) {
     const td = document.createElement('td');
+    td.dataset.field = fields[i];
     if (i >= 2) td.className = 'num';
     td.textContent = Array.isArray(c) ? String(c.length) : String(c);
     tr.append(td);

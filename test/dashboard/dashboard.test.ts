@@ -5,11 +5,13 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAllInOne, waitForTask, type AllInOne } from '../harness/allinone.ts';
+import { fnConfig } from '../functions/fixture.ts';
 import { CHROMIUM, openBrowser, type Browser } from './browser.ts';
 
 let aio: AllInOne | undefined;
 let browser: Browser | undefined;
 const taskIds: string[] = [];
+const functions: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
@@ -17,6 +19,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  for (const name of functions) await aio?.api('DELETE', `/v1/functions/${name}`).catch(() => undefined);
   for (const id of taskIds) await aio?.api('POST', `/v1/tasks/${id}/stop`).catch(() => undefined);
   await browser?.close();
   await aio?.stop();
@@ -164,6 +167,35 @@ describe('the dashboard', () => {
     expect(await page.isHidden('#app')).toBe(true);
     expect(browser!.pageErrors).toEqual([]);
   });
+
+  it('shows a function\'s invocations, errors, latency, cold starts and instances', async () => {
+    const { page } = browser!;
+    await page.goto(aio!.url + '/');
+    await page.fill('#api-key', aio!.adminKey);
+    await page.click('#login-form button[type=submit]');
+    await page.locator('#app').waitFor({ state: 'visible' });
+    const deploy = await aio!.api('POST', '/v1/functions', fnConfig('dash-fn', { idleTimeout: 300 }));
+    expect(deploy.status).toBe(201);
+    functions.push('dash-fn');
+    const invoke = (body: string) => fetch(`${aio!.url}/v1/functions/dash-fn/invoke`, {
+      method: 'POST', body, headers: { authorization: `Bearer ${aio!.adminKey}` },
+    });
+    expect((await invoke('hello')).status).toBe(200);
+    expect((await invoke('hello')).status).toBe(200);
+    expect((await invoke('fail')).status).toBe(500);
+
+    const row = page.locator('#functions tr[data-function="dash-fn"]');
+    const cell = (field: string) => row.locator(`[data-field="${field}"]`).textContent();
+    await expect.poll(() => cell('invocations'), { timeout: 15_000 }).toBe('3');
+    expect(await cell('errors')).toBe('1');
+    expect(await cell('cold-starts')).toBe('1');
+    expect(Number(await cell('instances'))).toBeGreaterThanOrEqual(1);
+    expect(await cell('p50')).toMatch(/ ms$/);
+    expect(await cell('status')).toBe('ACTIVE');
+    expect(await page.getAttribute('#functions', 'data-available')).toBe('true');
+    await browser!.screenshot('functions');
+    expect(browser!.pageErrors).toEqual([]);
+  }, 120_000);
 
   // The page's own modules, run in the page (as a string: vitest would rewrite an import() in a function).
   const inPage = <T>(code: string): Promise<T> => browser!.page.evaluate(code) as Promise<T>;
