@@ -131,6 +131,12 @@ describe('layers', () => {
     await expect(store.service.pull(`${registry.host}/test/armonly:v1`)).rejects.toThrow(/no manifest for linux\/amd64 .*it has: linux\/arm64/);
   });
 
+  it('refuses an image for another OS', async () => {
+    const win = await buildImage({ platform: { os: 'windows', architecture: 'amd64' }, layers: [{ files: { x: 'x' } }] });
+    await pushImage(registry.host, 'test/windows', 'v1', win);
+    await expect(store.service.pull(`${registry.host}/test/windows:v1`)).rejects.toThrow(/the image is for windows\/amd64; this host runs linux containers/);
+  });
+
   it('mounts an image of 100 layers (the mount options stay short)', async () => {
     const layers = Array.from({ length: 100 }, (_, i) => ({ compression: 'none' as const, files: { [`f/${String(i).padStart(3, '0')}`]: `${i}\n` } }));
     const image = await buildImage({ layers });

@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { checkLayerChain } from './chain.ts';
 import { decompress } from './decompress.ts';
-import { documentMediaType, parseConfig, parseIndex, parseManifest, selectPlatform, type ImageConfig } from './manifest.ts';
+import { documentMediaType, hostPlatform, parseConfig, parseIndex, parseManifest, selectPlatform, type ImageConfig } from './manifest.ts';
 import { isIndex, MANIFEST_ACCEPT, type Descriptor } from './media-types.ts';
 import type { ImageReference } from './reference.ts';
 import { RegistryClient, registryErrorFrom } from './registry-client.ts';
@@ -119,6 +119,11 @@ export class Puller {
       throw new Error(`image config lists ${parsed.diffIDs.length} layers, the manifest ${manifest.layers.length}`);
     }
     parsed.diffIDs.forEach((d) => checkDigest(d));
+    if (parsed.os && parsed.os !== 'linux') throw new Error(`the image is for ${parsed.os}/${parsed.architecture ?? 'unknown'}; this host runs linux containers`);
+    const host = hostPlatform();
+    if (parsed.architecture && parsed.architecture !== host.architecture) {
+      this.deps.logger.warn({ reference: ref.text, architecture: parsed.architecture, host: host.architecture }, 'image is for another architecture; it may not run');
+    }
 
     const progress: PullProgress = {
       layersTotal: manifest.layers.length,
