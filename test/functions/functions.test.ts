@@ -301,6 +301,30 @@ describe('functions', () => {
     expect((await call('/fn/hello/')).status).toBe(200);
   });
 
+  it('runs the example functions the all-in-one pushed (functions-examples/)', async () => {
+    const deployed = await Promise.all([
+      aio.api('POST', '/v1/functions', { name: 'ex-static', image: 'berth/fn-static:latest', memory: 16, cpu: 128, concurrency: 10 }),
+      aio.api('POST', '/v1/functions', { name: 'ex-hello', image: 'berth/fn-hello:latest', memory: 128 }),
+      aio.api('POST', '/v1/functions', { name: 'ex-cpu', image: 'berth/fn-cpu:latest', memory: 128 }),
+      aio.api('POST', '/v1/functions', { name: 'ex-worker', image: 'berth/fn-worker:latest', memory: 128, asyncRetries: 0 }),
+    ]);
+    for (const d of deployed) expect(d.status).toBe(201);
+    const s = await call('/fn/ex-static/anything', { method: 'POST', body: 'x'.repeat(10_000) });
+    expect(s.status).toBe(200);
+    expect(s.text).toBe('Hello from a static Berth function\n');
+    const h = await call('/fn/ex-hello/path?x=1', { method: 'PATCH', body: 'b' });
+    expect(h.json).toMatchObject({ hello: 'from a Berth function', method: 'PATCH', url: '/path?x=1', body: 'b' });
+    const c = await call('/fn/ex-cpu/?n=100000');
+    expect(c.json).toMatchObject({ n: 100000, primes: 9592 });
+    const ev = await invoke('ex-worker', JSON.stringify({ job: 'j1', fail: true, ms: 10 }), { headers: { 'x-berth-invocation-type': 'Event' } });
+    expect(ev.status).toBe(202);
+    const failed = await waitFor('the worker event to be dead-lettered', async () => {
+      const r = await aio.api('GET', `/v1/functions/ex-worker/invocations/${ev.json.invocationId}`);
+      return r.body.status === 'FAILED' && r.body;
+    });
+    expect(failed).toMatchObject({ attempts: 1, result: { statusCode: 500 } });
+  });
+
   it('deletes a function and stops its instances', async () => {
     const before = await invoke('hello');
     const instance = before.headers.get('x-berth-instance-id');

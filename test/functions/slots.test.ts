@@ -1,0 +1,129 @@
+// The slot scripts (common/lua/*slot*.lua) against a real redis-server, and the
+// autoscaler's arithmetic: no containers, so these run in a second.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  acquireSlot, drainInstance, functionKeys, registerInstance, releaseSlot, removeInstance, requestInstance, type InstanceRoute,
+} from '../../common/functions.ts';
+import { connectRedis, type BerthRedis } from '../../common/redis.ts';
+import { desiredInstances, type AutoscalerOptions } from '../../scheduler/src/autoscaler.ts';
+import { startRedis, type TestRedis } from '../harness/redis.ts';
+
+let server: TestRedis;
+let redis: BerthRedis;
+let n = 0;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const route: InstanceRoute = { nodeId: 'n1', agent: '127.0.0.1:1', ip: '10.0.0.2', port: 8080, version: 1, readyAt: new Date().toISOString() };
+
+/** A fresh function with `ids` ready. */
+async function fn(ids: string[]): Promise<string> {
+  const name = `f${n++}`;
+  for (const id of ids) {
+    await redis.sadd(functionKeys('t', name).live, id);
+    expect(await registerInstance(redis, 't', name, id, route)).toBe(true);
+  }
+  return name;
+}
+
+describe('slot scripts', () => {
+  it('take the least busy instance up to its concurrency, and give slots back exactly once', async () => {
+    const name = await fn(['a', 'b']);
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await acquireSlot(redis, 't', name, 2));
+    expect(got.map((g) => (g.ok ? g.instanceId : null)).sort()).toEqual(['a', 'a', 'b', 'b']);
+    expect(await acquireSlot(redis, 't', name, 2)).toEqual({ ok: false, reason: 'busy' });
+    expect(await releaseSlot(redis, 't', name, 'a')).toBe(1);
+    expect(await acquireSlot(redis, 't', name, 2)).toEqual({ ok: true, instanceId: 'a' });
+    expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('2');
+    // Light traffic stays on one instance (ties go to the same one).
+    const quiet = await fn(['x', 'y']);
+    for (let i = 0; i < 5; i++) {
+      const s = await acquireSlot(redis, 't', quiet, 1);
+      expect(s).toEqual({ ok: true, instanceId: 'x' });
+      await releaseSlot(redis, 't', quiet, 'x');
+    }
+  });
+
+  it('say "none" without instances, and never count below zero or for a removed instance', async () => {
+    const name = await fn([]);
+    expect(await acquireSlot(redis, 't', name, 1)).toEqual({ ok: false, reason: 'none' });
+    const one = await fn(['a']);
+    expect(await acquireSlot(redis, 't', one, 1)).toMatchObject({ ok: true });
+    await removeInstance(redis, 't', one, 'a');
+    expect(await releaseSlot(redis, 't', one, 'a')).toBe(-1);
+    expect(await redis.hexists(functionKeys('t', one).inflight, 'a')).toBe(0);
+  });
+
+  it('start one instance per waiting request that no starting instance covers, never beyond the maximum', async () => {
+    const name = await fn([]);
+    const k = functionKeys('t', name);
+    await redis.zadd(k.waiters, Date.now() + 60_000, 'w1');
+    expect(await requestInstance(redis, 't', name, 2, 1, 'i1')).toBe(true);
+    expect(await requestInstance(redis, 't', name, 2, 1, 'i2')).toBe(false); // i1 covers w1
+    await redis.zadd(k.waiters, Date.now() + 60_000, 'w2');
+    expect(await requestInstance(redis, 't', name, 2, 1, 'i2')).toBe(true);
+    await redis.zadd(k.waiters, Date.now() + 60_000, 'w3');
+    expect(await requestInstance(redis, 't', name, 2, 1, 'i3')).toBe(false); // the maximum
+    // Expired waiters do not count.
+    const other = await fn([]);
+    await redis.zadd(functionKeys('t', other).waiters, Date.now() - 1, 'old');
+    expect(await requestInstance(redis, 't', other, 5, 1, 'j1')).toBe(false);
+  });
+
+  it('drain an instance out of routing; only an idle one when asked; a drained one never registers again', async () => {
+    const name = await fn(['a', 'b']);
+    await acquireSlot(redis, 't', name, 1); // a is busy
+    expect(await drainInstance(redis, 't', name, 'a', true)).toBe(-1);
+    expect(await drainInstance(redis, 't', name, 'a', false)).toBe(1);
+    expect(await acquireSlot(redis, 't', name, 1)).toEqual({ ok: true, instanceId: 'b' });
+    expect(await releaseSlot(redis, 't', name, 'a')).toBe(0);
+    expect(await redis.zscore(functionKeys('t', name).ready, 'a')).toBeNull();
+    expect(await registerInstance(redis, 't', name, 'a', route)).toBe(false);
+  });
+});
+
+describe('desiredInstances', () => {
+  const o: AutoscalerOptions = { tickMs: 100, stableWindowMs: 60_000, panicWindowMs: 6_000, targetUtilization: 0.7, panicThreshold: 2 };
+  const fnConf = { concurrency: 10, minInstances: 0, maxInstances: 100 };
+  const flat = (v: number, seconds: number, now: number) => Array.from({ length: seconds }, (_, i) => ({ t: now - i * 1000, v }));
+
+  it('targets 70 % of the concurrency over the stable window', () => {
+    const now = 1_000_000;
+    expect(desiredInstances(flat(14, 60, now), now, o, fnConf, 2, 0).desired).toBe(2);
+    expect(desiredInstances(flat(15, 60, now), now, o, fnConf, 3, 0).desired).toBe(3);
+    expect(desiredInstances(flat(0, 60, now), now, o, fnConf, 1, 0).desired).toBe(0);
+  });
+
+  it('never wants less than one instance per request in flight at concurrency 1', () => {
+    const now = 1_000_000;
+    expect(desiredInstances(flat(1, 60, now), now, o, { ...fnConf, concurrency: 1 }, 1, 0).desired).toBe(1);
+    expect(desiredInstances(flat(3, 60, now), now, o, { ...fnConf, concurrency: 1 }, 3, 0).desired).toBe(3);
+  });
+
+  it('panics on a burst and does not scale down during the stable window after it', () => {
+    const now = 1_000_000;
+    const samples = [...flat(0, 54, now - 6000), ...flat(70, 6, now)];
+    const burst = desiredInstances(samples, now, o, fnConf, 1, 0);
+    expect(burst.desired).toBe(10); // the panic window's want, not the stable one's (1 or 2)
+    expect(burst.panicUntil).toBe(now + 60_000);
+    const later = desiredInstances(flat(0, 60, now + 10_000), now + 10_000, o, fnConf, 10, burst.panicUntil);
+    expect(later.desired).toBe(10);
+    const after = desiredInstances(flat(0, 60, now + 61_000), now + 61_000, o, fnConf, 10, burst.panicUntil);
+    expect(after.desired).toBe(0);
+  });
+
+  it('stays within min and max instances', () => {
+    const now = 1_000_000;
+    expect(desiredInstances(flat(0, 60, now), now, o, { ...fnConf, minInstances: 2 }, 0, 0).desired).toBe(2);
+    expect(desiredInstances(flat(1000, 60, now), now, o, { ...fnConf, maxInstances: 5 }, 5, 0).desired).toBe(5);
+  });
+});
