@@ -15,6 +15,7 @@ packages=(
   libseccomp-dev pkg-config build-essential      # building native/
   musl-tools              # a static musl berth-shim: an idle shim under 1 MiB of RSS
   zstd                    # zstd-compressed image layers
+  attr                    # setfattr: image layers with xattrs and opaque directories
   ca-certificates
 )
 # What only the test suite and the benchmarks use: the side-by-side reference

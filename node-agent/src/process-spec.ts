@@ -1,6 +1,6 @@
 // What the container runs, from the image config and the task: Docker's rules
 // for entrypoint and command, the task's environment over the image's.
-import { open } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import type { TaskContainerSpec } from '../../common/types.ts';
@@ -30,9 +30,16 @@ export function processEnv(image: ImageConfig, spec: TaskContainerSpec, extra: R
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-/** Reads a file of the rootfs without following a symlink at its last component. */
+/**
+ * Reads a file of the image without following any symlink on the way: an
+ * image may point /etc or /etc/passwd anywhere, the host's files included.
+ */
 async function readRootfsFile(rootfs: string, file: string): Promise<string | null> {
   try {
+    const parts = file.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      if (!(await lstat(path.join(rootfs, ...parts.slice(0, i)))).isDirectory()) return null;
+    }
     const handle = await open(path.join(rootfs, file), constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       return await handle.readFile('utf8');

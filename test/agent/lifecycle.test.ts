@@ -66,7 +66,7 @@ it('mounts tmpfs and scratch volumes on a read-only root filesystem', async () =
     readonlyRootFilesystem: true,
     tmpfs: [{ containerPath: '/scratch', size: 8 }],
     volumes: [{ name: 'data' }],
-    mountPoints: [{ sourceVolume: 'data', containerPath: '/var/data' }, { sourceVolume: 'data', containerPath: '/ro-data', readOnly: true }],
+    mountPoints: [{ sourceVolume: 'data', containerPath: '/var/data', readOnly: false }, { sourceVolume: 'data', containerPath: '/ro-data', readOnly: true }],
     command: ['sh', '-c', [
       'touch /rootfile 2>/dev/null && echo root-writable || echo root-read-only',
       'echo a > /scratch/a && echo tmpfs-writable',

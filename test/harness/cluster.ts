@@ -134,20 +134,23 @@ export async function startCluster(options: { nodeGraceMs?: number } = {}): Prom
       });
     },
     async stop() {
-      for (const a of agents) {
-        const child = a.daemon?.child;
-        if (child && child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGKILL');
-          await new Promise((r) => child.once('exit', r));
+      try {
+        for (const a of agents) {
+          const child = a.daemon?.child;
+          if (child && child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGKILL');
+            await new Promise((r) => child.once('exit', r));
+          }
+          cleanAgentHost(a.stateDir, a.bridge);
+          await rm(a.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
         }
-        cleanAgentHost(a.stateDir, a.bridge);
-        await rm(a.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+        await scheduler.close();
+        await placement.close();
+        redis.disconnect();
+      } finally {
+        await registry.stop();
+        await redisServer.stop();
       }
-      await scheduler.close();
-      await placement.close();
-      redis.disconnect();
-      await registry.stop();
-      await redisServer.stop();
     },
   };
 }
