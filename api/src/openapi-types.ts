@@ -1276,9 +1276,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The tasks, PROVISIONING */
+            /** @description The tasks, PROVISIONING (or, for a retried Idempotency-Key, as they are now) */
             201: {
                 headers: {
+                    /** @description `true` when these are the tasks of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
