@@ -177,12 +177,14 @@ describe('the dashboard files', () => {
   it('adds each function\'s instances by state to /metrics, and drops a deleted function\'s', async () => {
     await api.redis.sadd(keys.functions(), 'acme/hello');
     await api.redis.sadd(keys.fnLive('acme', 'hello'), 'i1', 'i2', 'i3');
-    await api.redis.sadd(keys.fnReady('acme', 'hello'), 'i1', 'i2');
+    await api.redis.zadd(keys.fnReady('acme', 'hello'), 1, 'i1', 0, 'i2');
+    await api.redis.hset(keys.fnInflight('acme', 'hello'), 'i1', '1', 'i0', '2');
     await api.redis.sadd(keys.fnDraining('acme', 'hello'), 'i0');
     const body = (await api.request(null, { url: '/metrics' })).body;
     expect(body).toContain('berth_function_instances{function="acme/hello",state="starting"} 1');
     expect(body).toContain('berth_function_instances{function="acme/hello",state="ready"} 2');
     expect(body).toContain('berth_function_instances{function="acme/hello",state="draining"} 1');
+    expect(body).toContain('berth_function_requests_in_flight{function="acme/hello"} 3');
     await api.redis.srem(keys.functions(), 'acme/hello');
     expect((await api.request(null, { url: '/metrics' })).body).not.toContain('acme/hello');
   });

@@ -21,6 +21,7 @@ interface FunctionInstances {
   ready: number;
   starting: number;
   draining: number;
+  inFlight: number;
 }
 
 interface Snapshot {
@@ -39,14 +40,17 @@ async function readFunctions(redis: BerthRedis): Promise<FunctionInstances[]> {
   if (named.length === 0) return [];
   const pipe = redis.pipeline();
   for (const f of named) {
-    pipe.scard(keys.fnLive(f.tenant, f.name));
-    pipe.scard(keys.fnReady(f.tenant, f.name));
-    pipe.scard(keys.fnDraining(f.tenant, f.name));
+    pipe.scard(keys.fnLive(f.tenant, f.name)); // set
+    pipe.zcard(keys.fnReady(f.tenant, f.name)); // sorted set, score = requests in flight
+    pipe.scard(keys.fnDraining(f.tenant, f.name)); // set
+    pipe.hvals(keys.fnInflight(f.tenant, f.name)); // instance -> requests in flight
   }
-  const counts = ((await pipe.exec()) ?? []).map(([, n]) => Number(n ?? 0));
+  const replies = ((await pipe.exec()) ?? []).map(([err, v]) => (err ? null : v));
   return named.map((f, i) => {
-    const [live = 0, ready = 0, draining = 0] = counts.slice(i * 3, i * 3 + 3);
-    return { id: f.id, ready, starting: Math.max(0, live - ready), draining };
+    const [live, ready, draining, inflight] = replies.slice(i * 4, i * 4 + 4);
+    const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+    const inFlight = Array.isArray(inflight) ? inflight.reduce((sum: number, v) => sum + Math.max(0, Number(v) || 0), 0) : 0;
+    return { id: f.id, ready: n(ready), starting: Math.max(0, n(live) - n(ready)), draining: n(draining), inFlight };
   });
 }
 
@@ -101,6 +105,14 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
         this.set({ function: f.id, state: 'ready' }, f.ready);
         this.set({ function: f.id, state: 'draining' }, f.draining);
       }
+    },
+  });
+  new Gauge({
+    name: 'berth_function_requests_in_flight', help: 'Requests a function\'s instances are serving now',
+    labelNames: ['function'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const f of (await snapshot())?.functions ?? []) this.set({ function: f.id }, f.inFlight);
     },
   });
   new Gauge({
