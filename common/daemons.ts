@@ -38,8 +38,23 @@ export interface Daemon {
 }
 
 /** Spawns a daemon, keeping its output for failure messages; stop() kills that pid only. */
+/** Daemons this process started and has not stopped: ended with it, whatever way it exits. */
+const running = new Set<ChildProcess>();
+let exitHook = false;
+
+function endWithThisProcess(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const c of running) c.kill('SIGKILL');
+  });
+}
+
 export function startDaemon(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+  endWithThisProcess(child);
   let output = '';
   const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000); };
   child.stdout?.on('data', keep);
