@@ -20,7 +20,8 @@ async function present(file: string): Promise<boolean> {
   return access(file).then(() => true, () => false);
 }
 
-function unmountUnder(dir: string, mountinfo: string): void {
+/** Unmounts everything mounted below `dir`, deepest first. */
+export function unmountUnder(dir: string, mountinfo: string): void {
   const points = mountinfo.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => !!p && p.startsWith(`${dir}/`));
   for (const p of points.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', p]);
 }

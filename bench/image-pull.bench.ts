@@ -2,16 +2,15 @@
 // ≈100 MB unpacked image from a loopback docker-registry, Berth's image service
 // against `docker pull` (Debian's docker.io; the bench starts its own dockerd
 // with a private data root, no iptables, no bridge, and stops it after).
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { buildImage, pushImage, type LayerSpec } from '../images/index.ts';
 import { createImageService } from '../node-agent/src/image/index.ts';
-import { startDaemon, type Daemon } from '../test/harness/processes.ts';
 import { startRegistry, type TestRegistry } from '../test/harness/registry.ts';
+import { startDockerd, unmountUnder, type Dockerd } from './docker.ts';
 import { alternate, median, timeMs, type Benchmark } from './lib.ts';
 
 const MiB = 1024 * 1024;
@@ -49,50 +48,6 @@ function benchLayers(): LayerSpec[] {
   });
 }
 
-interface Dockerd {
-  docker(args: string[]): void;
-  stop(): Promise<void>;
-}
-
-function unmountUnder(dir: string, mountinfo: string): void {
-  const points = mountinfo.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => !!p && p.startsWith(`${dir}/`));
-  for (const p of points.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', p]);
-}
-
-async function startDockerd(): Promise<Dockerd | null> {
-  const dockerd = '/usr/sbin/dockerd';
-  const client = '/usr/bin/docker';
-  if (!(await access(dockerd).then(() => true, () => false))) return null;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-bench-dockerd-'));
-  const sock = path.join(dir, 'docker.sock');
-  const daemon: Daemon = startDaemon(dockerd, [
-    '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'docker.pid'),
-    '-H', `unix://${sock}`, '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--bridge=none',
-    '--storage-driver=overlay2', '--log-level=error',
-  ]);
-  const cleanup = async () => {
-    await daemon.stop();
-    unmountUnder(dir, await readFile('/proc/self/mountinfo', 'utf8'));
-    await rm(dir, { recursive: true, force: true });
-  };
-  const docker = (args: string[]) => {
-    const r = spawnSync(client, ['-H', `unix://${sock}`, ...args], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr || r.stdout}`);
-  };
-  const deadline = Date.now() + 30_000;
-  while (true) {
-    const r = spawnSync(client, ['-H', `unix://${sock}`, 'version'], { encoding: 'utf8' });
-    if (r.status === 0) break;
-    if (daemon.child.exitCode !== null || Date.now() > deadline) {
-      const out = daemon.output();
-      await cleanup();
-      throw new Error(`dockerd did not start: ${out.slice(-2000)}`);
-    }
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  return { docker, stop: cleanup };
-}
-
 const bench: Benchmark = async () => {
   let registry: TestRegistry | undefined;
   let dockerd: Dockerd | null = null;
@@ -127,7 +82,7 @@ const bench: Benchmark = async () => {
     const refS = docker ? median(result.reference) : null;
     return [{
       figure: 'image_pull_s', unit: 's', berth: berthS, reference: refS,
-      referenceName: docker ? 'docker pull (docker.io 20.10, overlay2)' : 'docker pull (dockerd not installed)', runs: 5,
+      referenceName: docker ? 'docker pull (docker.io, overlay2)' : 'docker pull (dockerd unavailable)', runs: 5,
     }];
   } finally {
     await dockerd?.stop();
