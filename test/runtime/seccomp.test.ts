@@ -204,10 +204,10 @@ function runtimeSuite(make: (root: string) => Runtime): void {
 
     it('refuses a tmpfs mount with EPERM', async () => {
       // busybox words EPERM as "permission denied (are you root?)"; the probe below names the errno.
-      const r = await run({ args: ['sh', '-c', 'mkdir -p /mnt && mount -t tmpfs t /mnt; echo "mount=$?"; /bin/seccomp-probe mount'] });
+      const r = await run({ args: ['sh', '-c', 'mkdir -p /mnt && mount -t tmpfs t /mnt; echo "busybox=$?"; /bin/seccomp-probe mount'] });
       expect(r.code).toBe(0);
       expect(r.stderr).toMatch(/mount: permission denied/);
-      expect(keyValues(r.stdout)).toEqual({ mount: 'EPERM' });
+      expect(keyValues(r.stdout)).toEqual({ busybox: '1', mount: 'EPERM' });
     });
 
     it('refuses keyrings, namespaces, tracing and kernel interfaces; clone3 is ENOSYS; fork, clone and threads work', async () => {
@@ -232,10 +232,15 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       expect(f).toEqual(Object.fromEntries(calls.filter((c) => c !== 'socket_vsock').map((c) => [c, 'ok'])));
     });
 
-    it('answers ENOSYS for syscalls newer than the runtime\'s libseccomp, so libc falls back (as runc does)', async () => {
-      const r = await run({ args: ['/bin/seccomp-probe', 'statmount', 'mseal', 'not_a_syscall'] });
+    // runc answers ENOSYS, not the default EPERM, for syscall numbers above the
+    // highest its libseccomp knows: a syscall newer than the runtime (statmount and
+    // mseal with libseccomp 2.5.4) then looks absent, and libc falls back to an older
+    // one, as with clone3. Probed with a number no kernel has, so the answer does not
+    // depend on the host's libseccomp.
+    it('answers ENOSYS for a syscall newer than its filter, so libc can fall back (as runc does)', async () => {
+      const r = await run({ args: ['/bin/seccomp-probe', 'not_a_syscall'] });
       expect(r.code).toBe(0);
-      expect(keyValues(r.stdout)).toEqual({ statmount: 'ENOSYS', mseal: 'ENOSYS', not_a_syscall: 'ENOSYS' });
+      expect(keyValues(r.stdout)).toEqual({ not_a_syscall: 'ENOSYS' });
     });
 
     it('runs the host\'s node: an HTTP server on an ephemeral port', async () => {
