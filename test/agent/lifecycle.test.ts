@@ -15,6 +15,14 @@ afterAll(async () => {
   await cluster?.stop();
 }, 60_000);
 
+async function untilLogged(taskId: string, message: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await cluster.logLines(taskId)).some((l) => l.message === message)) {
+    if (Date.now() > deadline) throw new Error(`task ${taskId} never printed "${message}"`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 it('reports a task killed at its memory limit as OutOfMemoryError with exit code 137', async () => {
   const task = await cluster.runTask({ memory: 16, command: ['sh', '-c', 'echo filling; a=x; while :; do a="$a$a"; done'] });
   const stopped = await cluster.waitFor(task, 'STOPPED');
@@ -29,7 +37,7 @@ it('reports a task killed at its memory limit as OutOfMemoryError with exit code
 it('stops a task gracefully with SIGTERM when it handles it', async () => {
   const task = await cluster.runTask({ command: ['sh', '-c', 'trap "echo bye; exit 0" TERM; echo up; while :; do sleep 0.1; done'] });
   await cluster.waitFor(task, 'RUNNING');
-  await new Promise((r) => setTimeout(r, 300)); // let the trap be set
+  await untilLogged(task, 'up'); // the trap is set
   await cluster.stopTask(task, 'deploying a new version');
   const stopped = await cluster.waitFor(task, 'STOPPED');
   expect(stopped).toMatchObject({ exitCode: 0, stopCode: 'UserInitiated', stoppedReason: 'deploying a new version' });
@@ -37,9 +45,9 @@ it('stops a task gracefully with SIGTERM when it handles it', async () => {
 });
 
 it('kills a task that ignores SIGTERM once its stop timeout has passed', async () => {
-  const task = await cluster.runTask({ stopTimeout: 1, command: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done'] });
+  const task = await cluster.runTask({ stopTimeout: 1, command: ['sh', '-c', 'trap "" TERM; echo up; while :; do sleep 0.1; done'] });
   await cluster.waitFor(task, 'RUNNING');
-  await new Promise((r) => setTimeout(r, 300));
+  await untilLogged(task, 'up');
   const asked = Date.now();
   await cluster.stopTask(task);
   const stopped = await cluster.waitFor(task, 'STOPPED', 20_000);
