@@ -41,6 +41,9 @@ echo "cg_cpu_quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)"
 echo "cg_cpu_period=$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
 echo "cg_cpu_shares=$(cat /sys/fs/cgroup/cpu/cpu.shares)"
 echo "cg_pids_max=$(cat /sys/fs/cgroup/pids/pids.max)"
+echo "cg_mem_soft=$(cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes)"
+echo "cg_cpuset=$(cat /sys/fs/cgroup/cpuset/cpuset.cpus)/$(cat /sys/fs/cgroup/cpuset/cpuset.mems)"
+echo "cpus_allowed=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"
 echo "cg_devices=$(cat /sys/fs/cgroup/devices/devices.list | sort | tr '\n' ';')"
 echo "cgroup_self=$(grep -v '^0::' /proc/self/cgroup | cut -d: -f3 | sort -u | tr '\n' ',')"
 echo "cgroupfs_ro=$( (mkdir /sys/fs/cgroup/pids/x) 2>/dev/null && echo rw || echo ro)"
@@ -67,6 +70,7 @@ function capMask(names: string[]): string {
 }
 
 type Facts = Record<string, string>;
+let probeSeccomp = false;
 const results: Record<string, { probe: Facts; user: Facts; seccomp: Facts; seccompOut: string; seccompArgs: Facts }> = {};
 const hostNs = Object.fromEntries(
   ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup', 'user'].map((n) => [n, readlinkSync(`/proc/self/ns/${n}`)]),
@@ -93,9 +97,12 @@ function runtimeSuite(make: (root: string) => Runtime): void {
         transform: (s) => {
           s.process.oomScoreAdj = 100;
           s.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '1234567' };
+          s.linux.resources!.memory!.reservation = 32 * 1024 * 1024;
+          Object.assign(s.linux.resources!.cpu!, { cpus: '0', mems: '0' });
         },
       });
       // A host fd left open (not close-on-exec) by the caller must not reach the container.
+      probeSeccomp = b.spec.linux.seccomp !== undefined;
       const leaked = openSync('/tmp', 'r');
       try {
         const r = await runBundle(rt, b, { extraFds: ['ignore', 'ignore', leaked] });
@@ -112,7 +119,8 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       const caps = capMask(DEFAULT_CAPABILITIES);
       expect([f.CapPrm, f.CapEff, f.CapBnd]).toEqual([caps, caps, caps]);
       expect([f.CapInh, f.CapAmb]).toEqual(['0000000000000000', '0000000000000000']);
-      expect([f.NoNewPrivs, f.Seccomp]).toEqual(['1', '0']);
+      // the spec builder may add a default seccomp profile (filter mode 2)
+      expect([f.NoNewPrivs, f.Seccomp]).toEqual(['1', probeSeccomp ? '2' : '0']);
       expect([f.nofile, f.nofile_hard]).toEqual(['1000', '2000']);
       for (const ns of ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup']) expect(f[`ns_${ns}`], ns).not.toBe(hostNs[ns]);
       expect(f.ns_user).toBe(hostNs.user);
@@ -132,6 +140,8 @@ function runtimeSuite(make: (root: string) => Runtime): void {
         expect([f.cg_mem_limit, f.cg_memsw_limit]).toEqual([String(MEMORY), String(MEMORY)]);
         expect([f.cg_cpu_quota, f.cg_cpu_period, f.cg_cpu_shares]).toEqual(['50000', '100000', '512']);
         expect(f.cg_pids_max).toBe(String(PIDS));
+        expect(f.cg_mem_soft).toBe(String(32 * 1024 * 1024));
+        expect([f.cg_cpuset, f.cpus_allowed]).toEqual(['0/0', '0']);
         expect(f.cg_devices).toContain('c 1:3 rwm');
         expect(f.cg_devices).not.toContain('a *:* rwm');
         expect(f.cgroup_self).toBe('/,'); // a cgroup namespace rooted at the container's cgroup
@@ -343,7 +353,8 @@ describe('berth-runtime and runc see the same container', () => {
     'nofile', 'nofile_hard', 'netdevs', 'kcore_bytes', 'keys_bytes', 'timer_list_bytes', 'acpi_entries',
     'firmware_entries', 'sysrq_write', 'procsys_write', 'dev_null', 'dev_zero', 'dev_full', 'dev_random',
     'dev_urandom', 'dev_tty', 'dev_ptmx', 'dev_fd', 'dev_shm', 'dev_pts', 'cg_mem_limit', 'cg_memsw_limit',
-    'cg_cpu_quota', 'cg_cpu_period', 'cg_cpu_shares', 'cg_pids_max', 'cgroup_self', 'cgroupfs_ro',
+    'cg_cpu_quota', 'cg_cpu_period', 'cg_cpu_shares', 'cg_pids_max', 'cg_mem_soft', 'cg_cpuset', 'cpus_allowed',
+    'cgroup_self', 'cgroupfs_ro',
     'root_write', 'fds', 'home', 'cwd', 'oom_score_adj', 'sysctl_ip_forward', 'sysctl_shmmax',
   ];
   it.each(same)('%s', (key) => {
