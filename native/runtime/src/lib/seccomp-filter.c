@@ -1,5 +1,14 @@
 #include "seccomp-filter.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <seccomp.h>
 #include <string.h>
 #include "utils.h"
@@ -205,15 +214,131 @@ seccomp_check (const json_node *profile, berth_error_t *err)
   return 0;
 }
 
+/* The highest syscall number the profile names for `arch`, or -1. */
+static int
+max_syscall (const json_node *p, uint32_t arch)
+{
+  const json_node *syscalls = json_get (p, "syscalls");
+  int max = -1;
+  for (size_t i = 0; syscalls && i < syscalls->len; i++)
+    {
+      const json_node *names = json_get (syscalls->items[i], "names");
+      for (size_t j = 0; names && j < names->len; j++)
+        {
+          int nr;
+          if (names->items[j]->type != JSON_STRING)
+            continue;
+          nr = seccomp_syscall_resolve_name_arch (arch, names->items[j]->string);
+          if (nr > max && nr < 0x40000000)
+            max = nr;
+        }
+    }
+  return max;
+}
+
+/*
+ * As runc does: a syscall newer than anything the profile names answers ENOSYS,
+ * not the default action, so libc falls back to an older call (clone3 → clone,
+ * statx → stat) instead of failing on EPERM. A short stub is put in front of
+ * libseccomp's program: per architecture, a number above the profile's highest
+ * returns ENOSYS; everything else goes to libseccomp's filter unchanged.
+ */
+static int
+load_with_enosys_stub (scmp_filter_ctx ctx, const json_node *p, berth_error_t *err)
+{
+  static const struct
+  {
+    uint32_t scmp, audit;
+  } archs[] = { { SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64 }, { SCMP_ARCH_X86, AUDIT_ARCH_I386 }, { SCMP_ARCH_AARCH64, AUDIT_ARCH_AARCH64 } };
+  struct sock_filter stub[32];
+  size_t n = 0, ends[8], nends = 0, enosys_jumps[8], nenosys = 0;
+  cleanup_close int fd = memfd_create ("seccomp-bpf", MFD_CLOEXEC);
+  cleanup_free struct sock_filter *prog = NULL;
+  struct sock_fprog fprog;
+  struct stat st;
+  unsigned int flags = 0;
+  uint32_t native = seccomp_arch_native ();
+  int r;
+
+  if (fd < 0)
+    return berth_make_error (err, errno, "memfd_create");
+  r = seccomp_export_bpf (ctx, fd);
+  if (r < 0)
+    return berth_make_error (err, -r, "export the seccomp filter");
+  if (fstat (fd, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof (struct sock_filter))
+    return berth_make_error (err, EINVAL, "export the seccomp filter");
+
+  for (size_t a = 0; a < sizeof (archs) / sizeof (archs[0]); a++)
+    {
+      int max;
+      if (archs[a].scmp != native && seccomp_arch_exist (ctx, archs[a].scmp) != 0)
+        continue;
+      max = max_syscall (p, archs[a].scmp);
+      if (max < 0)
+        continue;
+      /* if (arch == A) { if (x32 bit) go on; if (nr > max) ENOSYS; } */
+      size_t start = n;
+      stub[n++] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, arch));
+      stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, archs[a].audit, 0, 0); /* jf: next block */
+      stub[n++] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, nr));
+      if (archs[a].audit == AUDIT_ARCH_X86_64)
+        {
+          stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x40000000, 0, 0); /* jt: program */
+          ends[nends++] = n - 1;
+        }
+      stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JGT | BPF_K, (uint32_t) max, 0, 0); /* jt: enosys, jf: program */
+      enosys_jumps[nenosys++] = n - 1;
+      stub[start + 1].jf = (uint8_t) (n - (start + 2)); /* arch mismatch: the next block */
+    }
+  if (n == 0)
+    return seccomp_load (ctx) < 0 ? berth_make_error (err, errno, "load the seccomp filter") : 0;
+  size_t enosys = n;
+  stub[n++] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+  size_t program = n;
+  for (size_t i = 0; i < nenosys; i++)
+    {
+      stub[enosys_jumps[i]].jt = (uint8_t) (enosys - (enosys_jumps[i] + 1));
+      stub[enosys_jumps[i]].jf = (uint8_t) (program - (enosys_jumps[i] + 1));
+    }
+  for (size_t i = 0; i < nends; i++)
+    stub[ends[i]].jt = (uint8_t) (program - (ends[i] + 1));
+  /* The last block's arch mismatch falls to the ENOSYS return: send it to the program. */
+  for (size_t i = 0; i < n; i++)
+    if (stub[i].code == (BPF_JMP | BPF_JEQ | BPF_K) && i + 1 + stub[i].jf == enosys)
+      stub[i].jf = (uint8_t) (program - (i + 1));
+
+  prog = xmalloc0 (n * sizeof (*prog) + st.st_size);
+  memcpy (prog, stub, n * sizeof (*prog));
+  if (pread (fd, prog + n, st.st_size, 0) != st.st_size)
+    return berth_make_error (err, errno, "read the seccomp filter");
+  fprog.len = (unsigned short) (n + st.st_size / sizeof (struct sock_filter));
+  fprog.filter = prog;
+  {
+    const json_node *f = json_get (p, "flags");
+    for (size_t i = 0; f && i < f->len; i++)
+      if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_LOG") == 0)
+        flags |= SECCOMP_FILTER_FLAG_LOG;
+      else if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
+        flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+  }
+  if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog) < 0)
+    return berth_make_error (err, errno, "load the seccomp filter");
+  return 0;
+}
+
 int
 seccomp_apply (const json_node *profile, berth_error_t *err)
 {
   __attribute__ ((cleanup (cleanup_ctxp))) scmp_filter_ctx ctx = NULL;
+  const char *def;
   int r;
   if (profile == NULL)
     return 0;
   if (build (profile, &ctx, err) < 0)
     return -1;
+  def = json_get_string (profile, "defaultAction");
+  if (def && strcmp (def, "SCMP_ACT_ALLOW") != 0 && strcmp (def, "SCMP_ACT_LOG") != 0)
+    return load_with_enosys_stub (ctx, profile, err);
   r = seccomp_load (ctx);
   if (r < 0)
     return berth_make_error (err, -r, "load the seccomp filter");
