@@ -26,6 +26,12 @@
 #include "utils.h"
 #include "timing.h"
 
+static void
+cleanup_programp (struct seccomp_program *p)
+{
+  free (p->insns);
+}
+
 /* What a failed create must undo; everything it made, in reverse. */
 struct undo
 {
@@ -62,8 +68,6 @@ validate (const struct spec *s, berth_error_t *err)
     return berth_make_error (err, 0, "config.json: process.cwd `%s` is inside /proc: refused", s->cwd);
   if (s->terminal)
     return berth_make_error (err, 0, "config.json: process.terminal is not supported (use a shim that holds the stdio)");
-  if (seccomp_check (s->seccomp, err) < 0)
-    return berth_error_wrap (err, "config.json");
   return 0;
 }
 
@@ -169,6 +173,7 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
   cleanup_free char *created = NULL;
   int flags = 0, join = GO_JOIN_ALL;
   cleanup_close int clone_cg = -1;
+  __attribute__ ((cleanup (cleanup_programp))) struct seccomp_program filter = { 0 };
   bool alive;
 
   if (validate_id (o->id, err) < 0)
@@ -178,6 +183,8 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
   TIMING ("spec loaded");
   if (mkdir_p (o->root, 0700, err) < 0)
     return berth_error_wrap (err, "state root");
+  if (seccomp_prepare (s->seccomp, o->root, &filter, err) < 0)
+    return berth_error_wrap (err, "config.json");
   sdir = state_dir (o->root, o->id);
   if (mkdir (sdir, 0700) < 0)
     {
@@ -250,7 +257,7 @@ do_create (const struct create_options *o, bool run_mode, pid_t *pid_out, int *s
     }
   if (u.pid == 0)
     {
-      struct init_config ic = { .spec = s, .cg = u.cg, .sync_fd = sv[1], .exec_listen_fd = listen_fd, .preserve_fds = o->preserve_fds };
+      struct init_config ic = { .spec = s, .cg = u.cg, .sync_fd = sv[1], .exec_listen_fd = listen_fd, .preserve_fds = o->preserve_fds, .seccomp = &filter };
       close (sv[0]);
       container_init (&ic);
     }

@@ -311,11 +311,11 @@ container_init (struct init_config *c)
 
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we
    * still have it (runc's order). */
-  if (!s->no_new_privileges && seccomp_apply (s->seccomp, &err) < 0)
+  if (!s->no_new_privileges && seccomp_load_program (c->seccomp, &err) < 0)
     goto late_fail;
   if (change_user (s, &err) < 0 || prepare_fds (c, &err) < 0)
     goto late_fail;
-  if (s->no_new_privileges && seccomp_apply (s->seccomp, &err) < 0)
+  if (s->no_new_privileges && seccomp_load_program (c->seccomp, &err) < 0)
     goto late_fail;
   execve (exe, s->args, env);
   berth_make_error (&err, errno, "exec `%s`", exe);

@@ -5,6 +5,7 @@
 #define BERTH_INIT_H
 
 #include "cgroup.h"
+#include "seccomp-filter.h"
 #include "spec.h"
 
 struct init_config
@@ -14,6 +15,7 @@ struct init_config
   int sync_fd;
   int exec_listen_fd; /* -1: exec right after setup (`run`) */
   int preserve_fds;   /* fds 3 .. 3+N-1 passed to the process */
+  const struct seccomp_program *seccomp; /* compiled by the parent */
 };
 
 __attribute__ ((noreturn)) void container_init (struct init_config *c);

@@ -395,3 +395,36 @@ json_write_string (FILE *f, const char *s)
     }
   fputc ('"', f);
 }
+
+void
+json_write_node (FILE *f, const json_node *n)
+{
+  switch (n->type)
+    {
+    case JSON_NULL: fputs ("null", f); break;
+    case JSON_BOOL: fputs (n->boolean ? "true" : "false", f); break;
+    case JSON_NUMBER:
+      if (n->is_int)
+        fprintf (f, "%lld", (long long) n->integer);
+      else
+        fprintf (f, "%.17g", n->number);
+      break;
+    case JSON_STRING: json_write_string (f, n->string); break;
+    case JSON_ARRAY:
+    case JSON_OBJECT:
+      fputc (n->type == JSON_ARRAY ? '[' : '{', f);
+      for (size_t i = 0; i < n->len; i++)
+        {
+          if (i)
+            fputc (',', f);
+          if (n->type == JSON_OBJECT)
+            {
+              json_write_string (f, n->keys[i]);
+              fputc (':', f);
+            }
+          json_write_node (f, n->items[i]);
+        }
+      fputc (n->type == JSON_ARRAY ? ']' : '}', f);
+      break;
+    }
+}

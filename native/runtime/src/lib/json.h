@@ -33,6 +33,8 @@ void json_free (json_node *n);
 json_node *json_get (const json_node *n, const char *key);
 const char *json_get_string (const json_node *n, const char *key);
 
+/* Writes a node back as compact JSON. */
+void json_write_node (FILE *f, const json_node *n);
 /* Writes a JSON string literal with escapes. */
 void json_write_string (FILE *f, const char *s);
 

@@ -1,5 +1,7 @@
 #include "seccomp-filter.h"
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -202,18 +204,6 @@ build (const json_node *p, scmp_filter_ctx *out, berth_error_t *err)
   return 0;
 }
 
-int
-seccomp_check (const json_node *profile, berth_error_t *err)
-{
-  scmp_filter_ctx ctx = NULL;
-  if (profile == NULL)
-    return 0;
-  if (build (profile, &ctx, err) < 0)
-    return -1;
-  seccomp_release (ctx);
-  return 0;
-}
-
 /* The highest syscall number the profile names for `arch`, or -1. */
 static int
 max_syscall (const json_node *p, uint32_t arch)
@@ -243,30 +233,15 @@ max_syscall (const json_node *p, uint32_t arch)
  * libseccomp's program: per architecture, a number above the profile's highest
  * returns ENOSYS; everything else goes to libseccomp's filter unchanged.
  */
-static int
-load_with_enosys_stub (scmp_filter_ctx ctx, const json_node *p, berth_error_t *err)
+static size_t
+enosys_stub (scmp_filter_ctx ctx, const json_node *p, struct sock_filter *stub)
 {
   static const struct
   {
     uint32_t scmp, audit;
   } archs[] = { { SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64 }, { SCMP_ARCH_X86, AUDIT_ARCH_I386 }, { SCMP_ARCH_AARCH64, AUDIT_ARCH_AARCH64 } };
-  struct sock_filter stub[32];
   size_t n = 0, ends[8], nends = 0, enosys_jumps[8], nenosys = 0;
-  cleanup_close int fd = memfd_create ("seccomp-bpf", MFD_CLOEXEC);
-  cleanup_free struct sock_filter *prog = NULL;
-  struct sock_fprog fprog;
-  struct stat st;
-  unsigned int flags = 0;
   uint32_t native = seccomp_arch_native ();
-  int r;
-
-  if (fd < 0)
-    return berth_make_error (err, errno, "memfd_create");
-  r = seccomp_export_bpf (ctx, fd);
-  if (r < 0)
-    return berth_make_error (err, -r, "export the seccomp filter");
-  if (fstat (fd, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof (struct sock_filter))
-    return berth_make_error (err, EINVAL, "export the seccomp filter");
 
   for (size_t a = 0; a < sizeof (archs) / sizeof (archs[0]); a++)
     {
@@ -279,19 +254,19 @@ load_with_enosys_stub (scmp_filter_ctx ctx, const json_node *p, berth_error_t *e
       /* if (arch == A) { if (x32 bit) go on; if (nr > max) ENOSYS; } */
       size_t start = n;
       stub[n++] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, arch));
-      stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, archs[a].audit, 0, 0); /* jf: next block */
+      stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, archs[a].audit, 0, 0);
       stub[n++] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, nr));
       if (archs[a].audit == AUDIT_ARCH_X86_64)
         {
-          stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x40000000, 0, 0); /* jt: program */
+          stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x40000000, 0, 0);
           ends[nends++] = n - 1;
         }
-      stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JGT | BPF_K, (uint32_t) max, 0, 0); /* jt: enosys, jf: program */
+      stub[n++] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JGT | BPF_K, (uint32_t) max, 0, 0);
       enosys_jumps[nenosys++] = n - 1;
       stub[start + 1].jf = (uint8_t) (n - (start + 2)); /* arch mismatch: the next block */
     }
   if (n == 0)
-    return seccomp_load (ctx) < 0 ? berth_make_error (err, errno, "load the seccomp filter") : 0;
+    return 0;
   size_t enosys = n;
   stub[n++] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
   size_t program = n;
@@ -302,45 +277,164 @@ load_with_enosys_stub (scmp_filter_ctx ctx, const json_node *p, berth_error_t *e
     }
   for (size_t i = 0; i < nends; i++)
     stub[ends[i]].jt = (uint8_t) (program - (ends[i] + 1));
-  /* The last block's arch mismatch falls to the ENOSYS return: send it to the program. */
-  for (size_t i = 0; i < n; i++)
+  /* The last block's arch mismatch falls on the ENOSYS return: send it to the program. */
+  for (size_t i = 0; i < enosys; i++)
     if (stub[i].code == (BPF_JMP | BPF_JEQ | BPF_K) && i + 1 + stub[i].jf == enosys)
       stub[i].jf = (uint8_t) (program - (i + 1));
+  return n;
+}
 
-  prog = xmalloc0 (n * sizeof (*prog) + st.st_size);
-  memcpy (prog, stub, n * sizeof (*prog));
-  if (pread (fd, prog + n, st.st_size, 0) != st.st_size)
+static unsigned int
+profile_flags (const json_node *p)
+{
+  const json_node *f = json_get (p, "flags");
+  unsigned int flags = 0;
+  for (size_t i = 0; f && i < f->len; i++)
+    if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_LOG") == 0)
+      flags |= SECCOMP_FILTER_FLAG_LOG;
+    else if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
+      flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+  return flags;
+}
+
+static int
+compile (const json_node *p, struct seccomp_program *out, berth_error_t *err)
+{
+  __attribute__ ((cleanup (cleanup_ctxp))) scmp_filter_ctx ctx = NULL;
+  cleanup_close int fd = -1;
+  struct sock_filter stub[32];
+  size_t n = 0;
+  const char *def = json_get_string (p, "defaultAction");
+  struct stat st;
+  int r;
+
+  if (build (p, &ctx, err) < 0)
+    return -1;
+  fd = memfd_create ("seccomp-bpf", MFD_CLOEXEC);
+  if (fd < 0)
+    return berth_make_error (err, errno, "memfd_create");
+  r = seccomp_export_bpf (ctx, fd);
+  if (r < 0)
+    return berth_make_error (err, -r, "compile the seccomp filter");
+  if (fstat (fd, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof (struct sock_filter))
+    return berth_make_error (err, EINVAL, "compile the seccomp filter");
+  if (def && strcmp (def, "SCMP_ACT_ALLOW") != 0 && strcmp (def, "SCMP_ACT_LOG") != 0)
+    n = enosys_stub (ctx, p, stub);
+  out->len = n + (size_t) st.st_size / sizeof (struct sock_filter);
+  if (out->len > BPF_MAXINSNS)
+    return berth_make_error (err, E2BIG, "the seccomp filter has %zu instructions (at most %d)", out->len, BPF_MAXINSNS);
+  out->insns = xmalloc0 (out->len * sizeof (struct sock_filter));
+  memcpy (out->insns, stub, n * sizeof (struct sock_filter));
+  if (pread (fd, out->insns + n, st.st_size, 0) != st.st_size)
     return berth_make_error (err, errno, "read the seccomp filter");
-  fprog.len = (unsigned short) (n + st.st_size / sizeof (struct sock_filter));
-  fprog.filter = prog;
-  {
-    const json_node *f = json_get (p, "flags");
-    for (size_t i = 0; f && i < f->len; i++)
-      if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_LOG") == 0)
-        flags |= SECCOMP_FILTER_FLAG_LOG;
-      else if (f->items[i]->type == JSON_STRING && strcmp (f->items[i]->string, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
-        flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-  }
-  if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog) < 0)
-    return berth_make_error (err, errno, "load the seccomp filter");
+  out->flags = profile_flags (p);
+  return 0;
+}
+
+/* The cache key: everything the compiled program depends on. */
+static char *
+cache_key (const json_node *p)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&buf, &len);
+  const struct scmp_version *v = seccomp_version ();
+  if (f == NULL)
+    return NULL;
+  fprintf (f, "berth-seccomp-1 arch=%u libseccomp=%u.%u.%u\n", seccomp_arch_native (), v->major, v->minor, v->micro);
+  json_write_node (f, p);
+  fclose (f);
+  return buf;
+}
+
+static uint64_t
+fnv1a (const char *s)
+{
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
+  return h;
+}
+
+/* File: u32 key length, key, instructions. */
+static bool
+cache_read (const char *path, const char *key, struct seccomp_program *out)
+{
+  cleanup_free char *data = NULL;
+  berth_error_t ignored = NULL;
+  size_t len = 0, klen = strlen (key);
+  uint32_t stored;
+
+  if (read_file_at (AT_FDCWD, path, &data, &len, &ignored) < 0)
+    {
+      berth_error_release (&ignored);
+      return false;
+    }
+  if (len < 4)
+    return false;
+  memcpy (&stored, data, 4);
+  if (stored != klen || len < 4 + klen || memcmp (data + 4, key, klen) != 0)
+    return false;
+  len -= 4 + klen;
+  if (len == 0 || len % sizeof (struct sock_filter) || len / sizeof (struct sock_filter) > BPF_MAXINSNS)
+    return false;
+  out->len = len / sizeof (struct sock_filter);
+  out->insns = xmalloc0 (len);
+  memcpy (out->insns, data + 4 + klen, len);
+  return true;
+}
+
+static void
+cache_write (const char *path, const char *key, const struct seccomp_program *p)
+{
+  uint32_t klen = (uint32_t) strlen (key);
+  size_t size = 4 + klen + p->len * sizeof (struct sock_filter);
+  cleanup_free char *data = xmalloc0 (size);
+  berth_error_t ignored = NULL;
+  memcpy (data, &klen, 4);
+  memcpy (data + 4, key, klen);
+  memcpy (data + 4 + klen, p->insns, p->len * sizeof (struct sock_filter));
+  /* Best effort: a failed write only means compiling again next time. */
+  if (write_file_atomic (path, data, size, 0600, &ignored) < 0)
+    berth_error_release (&ignored);
+}
+
+int
+seccomp_prepare (const json_node *profile, const char *cache_dir, struct seccomp_program *out, berth_error_t *err)
+{
+  cleanup_free char *key = NULL;
+  cleanup_free char *path = NULL;
+
+  memset (out, 0, sizeof (*out));
+  if (profile == NULL)
+    return 0;
+  key = cache_key (profile);
+  if (key && cache_dir)
+    {
+      cleanup_free char *dir = xasprintf ("%s/.seccomp-cache", cache_dir);
+      /* If it cannot be made, the cache read misses and the write is dropped. */
+      mkdir (dir, 0700);
+      path = xasprintf ("%s/%016llx.bpf", dir, (unsigned long long) fnv1a (key));
+      if (cache_read (path, key, out))
+        {
+          out->flags = profile_flags (profile);
+          return 0;
+        }
+    }
+  if (compile (profile, out, err) < 0)
+    return berth_error_wrap (err, "linux.seccomp");
+  if (path)
+    cache_write (path, key, out);
   return 0;
 }
 
 int
-seccomp_apply (const json_node *profile, berth_error_t *err)
+seccomp_load_program (const struct seccomp_program *p, berth_error_t *err)
 {
-  __attribute__ ((cleanup (cleanup_ctxp))) scmp_filter_ctx ctx = NULL;
-  const char *def;
-  int r;
-  if (profile == NULL)
+  struct sock_fprog fprog = { .len = (unsigned short) p->len, .filter = p->insns };
+  if (p->insns == NULL)
     return 0;
-  if (build (profile, &ctx, err) < 0)
-    return -1;
-  def = json_get_string (profile, "defaultAction");
-  if (def && strcmp (def, "SCMP_ACT_ALLOW") != 0 && strcmp (def, "SCMP_ACT_LOG") != 0)
-    return load_with_enosys_stub (ctx, profile, err);
-  r = seccomp_load (ctx);
-  if (r < 0)
-    return berth_make_error (err, -r, "load the seccomp filter");
+  if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &fprog) < 0)
+    return berth_make_error (err, errno, "load the seccomp filter");
   return 0;
 }

@@ -19,7 +19,7 @@ validate_id (const char *id, berth_error_t *err)
 {
   if (id == NULL || *id == '\0')
     return berth_make_error (err, 0, "a container id is required");
-  if (strlen (id) > 1024 || strcmp (id, ".") == 0 || strcmp (id, "..") == 0
+  if (strlen (id) > 1024 || id[0] == '.'
       || strspn (id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") != strlen (id))
     return berth_make_error (err, 0, "invalid container id `%s`", id);
   return 0;
@@ -35,39 +35,6 @@ char *
 state_exec_socket (const char *root, const char *id)
 {
   return xasprintf ("%s/%s/exec.sock", root, id);
-}
-
-static void
-write_node (FILE *f, const json_node *n)
-{
-  switch (n->type)
-    {
-    case JSON_NULL: fputs ("null", f); break;
-    case JSON_BOOL: fputs (n->boolean ? "true" : "false", f); break;
-    case JSON_NUMBER:
-      if (n->is_int)
-        fprintf (f, "%lld", (long long) n->integer);
-      else
-        fprintf (f, "%.17g", n->number);
-      break;
-    case JSON_STRING: json_write_string (f, n->string); break;
-    case JSON_ARRAY:
-    case JSON_OBJECT:
-      fputc (n->type == JSON_ARRAY ? '[' : '{', f);
-      for (size_t i = 0; i < n->len; i++)
-        {
-          if (i)
-            fputc (',', f);
-          if (n->type == JSON_OBJECT)
-            {
-              json_write_string (f, n->keys[i]);
-              fputc (':', f);
-            }
-          write_node (f, n->items[i]);
-        }
-      fputc (n->type == JSON_ARRAY ? ']' : '}', f);
-      break;
-    }
 }
 
 int
@@ -93,7 +60,7 @@ state_write (const char *root, const struct container_state *st, berth_error_t *
   if (st->annotations)
     {
       fputs (",\"annotations\":", f);
-      write_node (f, st->annotations);
+      json_write_node (f, st->annotations);
     }
   fputs ("}\n", f);
   fclose (f);
