@@ -5,7 +5,8 @@ import { createLogger } from '../../common/log.ts';
 import { startAgent } from './index.ts';
 
 const config = loadConfig();
-const logger = createLogger('node-agent', { nodeId: config.nodeId });
+// startAgent binds nodeId to every line (a binding here too would print the key twice).
+const logger = createLogger('node-agent');
 if (!config.redisUrl) {
   logger.fatal('REDIS_URL is not set: the agent needs the cluster Redis');
   process.exit(2);
