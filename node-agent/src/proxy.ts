@@ -6,7 +6,7 @@
 // local user cannot use the agent to reach containers.
 // Each answer carries what Lambda's REPORT line has: X-Berth-Duration-Ms (until
 // the instance's response headers), X-Berth-Max-Memory-Used-MiB (the
-// instance's peak memory so far, from its cgroup).
+// instance's peak memory so far, from its cgroup, read at most every 100 ms).
 import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -53,6 +53,8 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
 
 export const PROXY_PATH = /^\/v1\/proxy\/([a-f0-9]{32})(\/[^]*)?$/;
 const TOKEN_HEADER = 'x-berth-agent-token';
+/** Under load, the cgroup's peak is read once per this many ms per instance. */
+const PEAK_CACHE_MS = 100;
 
 function sendJson(res: http.ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) {
@@ -67,7 +69,18 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
   const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
   const expected = Buffer.from(o.token);
 
-  async function peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
+  /** The instance's peak memory, read from its cgroup at most every PEAK_CACHE_MS. */
+  const peaks = new Map<string, { at: number; mib: Promise<number | undefined> }>();
+  function peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
+    const hit = peaks.get(cgroupsPath);
+    if (hit && Date.now() - hit.at < PEAK_CACHE_MS) return hit.mib;
+    if (peaks.size > 10_000) peaks.clear();
+    const mib = readPeakMemoryMiB(cgroupsPath);
+    peaks.set(cgroupsPath, { at: Date.now(), mib });
+    return mib;
+  }
+
+  async function readPeakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
     const mem = cgroups.dir('memory', cgroupsPath);
     if (!mem) return undefined;
     const raw = await readFile(path.join(mem.dir, mem.v2 ? 'memory.peak' : 'memory.max_usage_in_bytes'), 'utf8').catch(() => undefined);

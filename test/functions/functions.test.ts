@@ -97,8 +97,11 @@ describe('functions', () => {
       expect(warm.json.pid).toBe(cold.json.pid);
     }
     expect(await instances('hello')).toBe(1);
-    const stats = await aio.api('GET', '/v1/functions/hello/stats');
-    expect(stats.body).toMatchObject({ invocations: 4, errors: 0, coldStarts: 1, instances: 1 });
+    const stats = await waitFor('the counters', async () => {
+      const r = await aio.api('GET', '/v1/functions/hello/stats');
+      return r.body.invocations === 4 && r.body;
+    });
+    expect(stats).toMatchObject({ invocations: 4, errors: 0, coldStarts: 1, instances: 1 });
     // The instance is a task of the tenant like any other, labelled by its function.
     const task = await aio.api('GET', `/v1/tasks/${instance}`);
     expect(task.body).toMatchObject({ family: 'fn-hello', lastStatus: 'RUNNING', startedBy: 'function:hello' });

@@ -57,11 +57,15 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', 'x-berth-agent-token', 'x-berth-invocation-type']);
 
 const FN_CACHE_MS = 1000;
+/** How long invocation counters gather in memory before they are written. */
+const STATS_FLUSH_MS = 200;
 
 export class FunctionGateway {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4096, keepAliveMsecs: 1000 });
   private readonly routes = new Map<string, InstanceRoute>();
   private readonly queued = new Map<string, number>();
+  private readonly pending = new Map<string, { tenant: string; name: string; invocations: number; timeouts: number; errors: number; durations: number[] }>();
+  private flushTimer: NodeJS.Timeout | undefined;
   private readonly queueTimeoutMs: number;
   private readonly maxQueue: number;
 
@@ -70,7 +74,8 @@ export class FunctionGateway {
     this.maxQueue = o.maxQueue ?? 1000;
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await this.flush();
     this.agent.destroy();
   }
 
@@ -303,14 +308,37 @@ export class FunctionGateway {
     await this.o.redis.hincrby(keys.fnStats(fn.tenant, fn.name), field, 1).catch(() => undefined);
   }
 
-  /** Counters and recent durations in Redis (the stats route, the dashboard). */
+  /** Counters and recent durations in Redis (the stats route, the dashboard), written in batches. */
   private record(fn: FunctionRecord, outcome: 'ok' | 'error' | 'timeout' | 'gone', statusCode: number, durationMs: number): void {
-    const k = functionKeys(fn.tenant, fn.name);
-    const multi = this.o.redis.multi().hincrby(k.stats, 'invocations', 1);
-    if (outcome === 'timeout') multi.hincrby(k.stats, 'timeouts', 1);
-    if (outcome !== 'ok' || statusCode >= 500) multi.hincrby(k.stats, 'errors', 1);
-    multi.lpush(k.durations, String(durationMs)).ltrim(k.durations, 0, 999);
-    multi.exec().catch(() => undefined);
+    const id = fnId(fn.tenant, fn.name);
+    let p = this.pending.get(id);
+    if (!p) {
+      p = { tenant: fn.tenant, name: fn.name, invocations: 0, timeouts: 0, errors: 0, durations: [] };
+      this.pending.set(id, p);
+    }
+    p.invocations++;
+    if (outcome === 'timeout') p.timeouts++;
+    if (outcome !== 'ok' || statusCode >= 500) p.errors++;
+    if (p.durations.length < 1000) p.durations.push(durationMs);
+    this.flushTimer ??= setTimeout(() => { void this.flush(); }, STATS_FLUSH_MS);
+  }
+
+  /** Writes the batched counters; the gateway's close calls it too. */
+  async flush(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.size === 0) return;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    const multi = this.o.redis.multi();
+    for (const p of batch) {
+      const k = functionKeys(p.tenant, p.name);
+      multi.hincrby(k.stats, 'invocations', p.invocations);
+      if (p.timeouts) multi.hincrby(k.stats, 'timeouts', p.timeouts);
+      if (p.errors) multi.hincrby(k.stats, 'errors', p.errors);
+      multi.lpush(k.durations, ...p.durations.map(String)).ltrim(k.durations, 0, 999);
+    }
+    await multi.exec().catch(() => undefined);
   }
 }
 

@@ -119,7 +119,7 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
   const invocations = new AsyncInvocations({ redis, logger, gateway, backoffMs: positive('BERTH_FN_ASYNC_BACKOFF_MS', 1000) });
   app.addHook('onClose', async () => {
     waiters.close();
-    gateway.close();
+    await gateway.close();
     await invocations.close();
   });
 

@@ -1,0 +1,163 @@
+// Functions on the real all-in-one (test/harness/allinone.ts), against Docker
+// and against the container called directly:
+//   cold_start_static_ms, cold_start_node_ms: a function scaled to zero (its
+//     image cached on the node), from the request to the answer's first byte;
+//     the reference is `docker run -d -p` of the same image on the bench's own
+//     dockerd (bench/docker.ts), from the command to the first byte.
+//   warm_overhead_p50_ms, warm_overhead_p99_ms, warm_rps: 100 concurrent
+//     keep-alive clients for 10 s (Debian's wrk, its own process) on the static
+//     function (one instance, concurrency 1,000) through the gateway's function
+//     URL; the reference is the same container called directly on its bridge IP.
+//     The overhead is berth minus reference.
+import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { freePort } from '../common/daemons.ts';
+import { startAllInOne, type AllInOne } from '../test/harness/allinone.ts';
+import { startDockerd, type Dockerd } from './docker.ts';
+import { alternate, median, type Benchmark } from './lib.ts';
+
+const RUNS = 7;
+const WRK_SECONDS = 10;
+const WRK_CONNECTIONS = 100;
+
+/** Milliseconds until the first byte of a GET's answer (status 200). */
+function firstByte(url: string, headers: Record<string, string> = {}): Promise<number> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, agent: false }, (res) => {
+      res.once('data', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        res.resume();
+        if (res.statusCode === 200) resolve(ms);
+        else reject(new Error(`${url}: ${res.statusCode}`));
+      });
+    });
+    req.once('error', reject);
+  });
+}
+
+/** Polls until the URL answers, for Docker (nothing waits for the container's port there). */
+async function firstByteOnceUp(url: string, since: bigint, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await firstByte(url);
+      return Number(process.hrtime.bigint() - since) / 1e6;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+}
+
+interface WrkResult {
+  p50: number;
+  p99: number;
+  rps: number;
+}
+
+function toMs(value: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (!m) throw new Error(`wrk: cannot read the latency "${value}"`);
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+function wrk(url: string, headers: string[] = []): WrkResult {
+  const args = ['-t2', `-c${WRK_CONNECTIONS}`, `-d${WRK_SECONDS}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const r = spawnSync('wrk', args, { encoding: 'utf8', timeout: (WRK_SECONDS + 30) * 1000 });
+  if (r.status !== 0) throw new Error(`wrk: ${r.stderr || r.stdout}`);
+  const out = r.stdout;
+  const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
+  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out)?.[1];
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1];
+  if (!p50 || !p99 || !rps) throw new Error(`wrk: unexpected output\n${out}`);
+  if (non2xx && Number(non2xx) > 0) throw new Error(`wrk: ${non2xx} answers were not 2xx\n${out}`);
+  return { p50: toMs(p50), p99: toMs(p99), rps: Number(rps) };
+}
+
+function ensureWrk(): boolean {
+  if (spawnSync('wrk', ['--version']).error === undefined) return true;
+  spawnSync('apt-get', ['install', '-y', '-q', 'wrk'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return spawnSync('wrk', ['--version']).error === undefined;
+}
+
+const benchmark: Benchmark = async () => {
+  let aio: AllInOne | undefined;
+  let dockerd: Dockerd | null = null;
+  let dockerWhyNot = '';
+  try {
+    const registryAddr = `127.0.0.1:${await freePort()}`;
+    aio = await startAllInOne({ BERTH_RATE_LIMIT: '0', BERTH_FN_TICK_MS: '500', BERTH_LOCAL_REGISTRY_ADDR: registryAddr });
+    const auth = { authorization: `Bearer ${aio.adminKey}` };
+
+    try {
+      dockerd = await startDockerd({ bridge: true });
+      if (!dockerd) dockerWhyNot = 'dockerd is not installed and docker.io could not be installed';
+      for (const image of ['berth/fn-static:latest', 'berth/fn-hello:latest']) dockerd?.docker(['pull', `${registryAddr}/${image}`]);
+    } catch (err) {
+      dockerWhyNot = `dockerd did not start: ${(err as Error).message.slice(0, 200)}`;
+      await dockerd?.stop().catch(() => undefined);
+      dockerd = null;
+    }
+
+    // Cold starts: a new function each run, so it is at zero; the image is cached after the warm-up run.
+    let n = 0;
+    const coldBerth = (image: string, memory: number) => async () => {
+      const name = `cold-${n++}`;
+      const res = await aio!.api('POST', '/v1/functions', { name, image, memory, cpu: 1024 });
+      if (res.status !== 201) throw new Error(`deploy: ${JSON.stringify(res.body)}`);
+      const ms = await firstByte(`${aio!.url}/fn/${name}/`, auth);
+      await aio!.api('DELETE', `/v1/functions/${name}`);
+      return ms;
+    };
+    const coldDocker = (image: string) => dockerd ? async () => {
+      const port = await freePort();
+      const name = `berth-bench-fn-${n++}`;
+      const since = process.hrtime.bigint();
+      dockerd!.docker(['run', '-d', '--name', name, '--cpus', '1', '-p', `127.0.0.1:${port}:8080`, `${registryAddr}/${image}`]);
+      const ms = await firstByteOnceUp(`http://127.0.0.1:${port}/`, since);
+      dockerd!.docker(['rm', '-f', name]);
+      return ms;
+    } : null;
+    const coldStatic = await alternate(coldBerth('berth/fn-static:latest', 16), coldDocker('berth/fn-static:latest'), { runs: RUNS, warmup: 1 });
+    const coldNode = await alternate(coldBerth('berth/fn-hello:latest', 128), coldDocker('berth/fn-hello:latest'), { runs: RUNS, warmup: 1 });
+
+    // Warm path: one instance of the static function, 100 clients.
+    const deployed = await aio.api('POST', '/v1/functions', {
+      name: 'warm', image: 'berth/fn-static:latest', memory: 64, cpu: 1024, concurrency: 1000, minInstances: 1, maxInstances: 1, idleTimeout: 3600,
+    });
+    if (deployed.status !== 201) throw new Error(`deploy: ${JSON.stringify(deployed.body)}`);
+    const warmUp = await fetch(`${aio.url}/fn/warm/`, { headers: auth });
+    await warmUp.text();
+    const instance = warmUp.headers.get('x-berth-instance-id');
+    const ip = (await aio.api('GET', `/v1/tasks/${instance}`)).body.ipAddress as string;
+    const figures: Awaited<ReturnType<Benchmark>> = [];
+    const cold = (figure: string, r: { berth: number[]; reference: number[] }) => ({
+      figure, unit: 'ms', berth: median(r.berth), reference: dockerd ? median(r.reference) : null,
+      referenceName: dockerd ? 'docker run -d -p (same image, bridge, cached), to the first byte' : `docker run: none (${dockerWhyNot})`, runs: r.berth.length,
+    });
+    figures.push(cold('cold_start_static_ms', coldStatic), cold('cold_start_node_ms', coldNode));
+    if (ensureWrk()) {
+      wrk(`http://${ip}:8080/`); // warm both paths' connections and the instance
+      const direct = wrk(`http://${ip}:8080/`);
+      const gateway = wrk(`${aio.url}/fn/warm/`, [`Authorization: Bearer ${aio.adminKey}`]);
+      const ref = `the container called directly (wrk -c${WRK_CONNECTIONS}, ${WRK_SECONDS} s)`;
+      figures.push(
+        { figure: 'warm_overhead_p50_ms', unit: 'ms', berth: gateway.p50, reference: direct.p50, referenceName: ref, runs: 1 },
+        { figure: 'warm_overhead_p99_ms', unit: 'ms', berth: gateway.p99, reference: direct.p99, referenceName: ref, runs: 1 },
+        { figure: 'warm_rps', unit: 'requests/s', berth: gateway.rps, reference: direct.rps, referenceName: ref, runs: 1 },
+      );
+      process.stderr.write(`functions: warm p50 ${gateway.p50} ms vs ${direct.p50} direct; p99 ${gateway.p99} vs ${direct.p99}; rps ${gateway.rps} vs ${direct.rps}\n`);
+    }
+    await aio.api('DELETE', '/v1/functions/warm');
+    await new Promise((r) => setTimeout(r, 4000)); // the instance's SIGTERM, then SIGKILL after 3 s
+    return figures;
+  } finally {
+    await dockerd?.stop().catch(() => undefined);
+    await aio?.stop();
+  }
+};
+
+export default benchmark;
