@@ -137,8 +137,9 @@ write_file_at (int dirfd, const char *path, const char *data, size_t len, berth_
 int
 write_file_atomic (const char *path, const char *data, size_t len, mode_t mode, berth_error_t *err)
 {
-  cleanup_free char *tmp = xasprintf ("%s.tmp", path);
-  cleanup_close int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  /* Per-process temp name: concurrent writers of one path never share it. */
+  cleanup_free char *tmp = xasprintf ("%s.%d.tmp", path, getpid ());
+  cleanup_close int fd = (unlink (tmp), open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
   if (fd < 0)
     return berth_make_error (err, errno, "create `%s`", tmp);
   if (write_all (fd, data, len) < 0)
