@@ -7,13 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { freePort, startRedisServer } from '../common/daemons.ts';
+
 import { BULLMQ_PREFIX, keys, queues } from '../common/keys.ts';
-import { createLogger } from '../common/log.ts';
 import { registerNode } from '../common/nodes.ts';
 import { connectRedis, type BerthRedis } from '../common/redis.ts';
 import { saveNewTasks } from '../common/tasks.ts';
 import type { PlacementJob, TaskRecord } from '../common/types.ts';
-import { startScheduler } from '../scheduler/src/index.ts';
+import { fileURLToPath } from 'node:url';
+import { startDaemon, waitForPort, type Daemon } from '../common/daemons.ts';
 import { median, percentile, type Benchmark } from './lib.ts';
 
 const NODES = 1_000;
@@ -22,6 +23,8 @@ const TASKS_PER_THROUGHPUT_RUN = 10_000;
 const PACED_RATE = 1_000;
 const PACED_SECONDS = 3;
 const NOMAD_C1M_PER_S = 1_000_000 / 300;
+const SCHEDULER_REPLICAS = 2;
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 let sequence = 0;
 function task(): TaskRecord {
@@ -55,16 +58,21 @@ const benchmark: Benchmark = async () => {
   const url = `redis://127.0.0.1:${port}`;
   const redis = connectRedis(url);
   const placement = new Queue<PlacementJob>(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
-  const logger = createLogger('bench');
-  logger.level = 'silent';
-  const schedulers = [];
+  const schedulers: Daemon[] = [];
   try {
     for (let i = 0; i < NODES; i++) {
       await registerNode(redis, { nodeId: `sim-${i}`, address: '-', cpuTotal: 1 << 30, memoryTotal: 1 << 30, labels: {} });
     }
-    // Simulated nodes: nobody heartbeats, so give them a grace longer than the run.
-    for (let i = 0; i < 2; i++) {
-      schedulers.push(await startScheduler({ redisUrl: url, logger, concurrency: 64, nodeGraceMs: 3_600_000 }));
+    // Replicas as separate processes, as deployed. Simulated nodes send no
+    // heartbeats, so their grace outlasts the run.
+    for (let i = 0; i < SCHEDULER_REPLICAS; i++) {
+      const httpPort = await freePort();
+      const scheduler = startDaemon(process.execPath, ['--import', 'tsx', path.join(repo, 'scheduler/src/main.ts')], {
+        cwd: repo,
+        env: { ...process.env, REDIS_URL: url, BERTH_NODE_GRACE_S: '3600', BERTH_SCHEDULER_ADDR: `127.0.0.1:${httpPort}`, LOG_LEVEL: 'warn' },
+      });
+      schedulers.push(scheduler);
+      await waitForPort(httpPort, 30_000, scheduler.child);
     }
 
     let placed = 0;
@@ -117,7 +125,7 @@ const benchmark: Benchmark = async () => {
       { figure: 'placement_p99_ms', unit: 'ms', berth: median(p99s), reference: null, referenceName: 'none published (target < 20 ms at 1,000/s)', runs: RUNS },
     ];
   } finally {
-    for (const s of schedulers) await s.close();
+    for (const s of schedulers) await s.stop();
     await placement.close();
     redis.disconnect();
     await server.stop();
