@@ -1,35 +1,22 @@
 // berth fn deploy | invoke | ls | describe | rm: functions, invoked over HTTP.
 import { readFile } from 'node:fs/promises';
+import type { components } from '../api/src/openapi-types.ts';
 import { envOption, intOption, type Command } from './command.ts';
 import { CliError, UsageError } from './errors.ts';
 import { age, keyValues, table } from './output.ts';
 
-/** The API's Function (api/openapi.yaml); only the fields the table shows are named. */
-interface Fn {
-  name: string;
-  image?: string;
-  memory?: number;
-  cpu?: number;
-  concurrency?: number;
-  minInstances?: number;
-  maxInstances?: number;
-  instances?: number | unknown[];
-  status?: string;
-  url?: string;
-  createdAt?: string;
-  updatedAt?: string;
-  [field: string]: unknown;
-}
+type Fn = components['schemas']['Function'];
 
 const fnTable = (fns: Fn[]) => table(fns, [
   ['name', (f) => f.name],
+  ['version', (f) => f.version, 'right'],
   ['image', (f) => f.image],
   ['cpu', (f) => f.cpu, 'right'],
   ['memory', (f) => f.memory, 'right'],
   ['concurrency', (f) => f.concurrency, 'right'],
   ['min', (f) => f.minInstances, 'right'],
   ['max', (f) => f.maxInstances, 'right'],
-  ['instances', (f) => (typeof f.instances === 'number' ? f.instances : Array.isArray(f.instances) ? f.instances.length : undefined), 'right'],
+  ['instances', (f) => f.instances, 'right'],
   ['updated', (f) => age(f.updatedAt ?? f.createdAt)],
 ]);
 
@@ -62,8 +49,8 @@ export const fnCommands: Command[] = [
   {
     name: 'fn deploy',
     summary: 'Create a function, or update it.',
-    args: 'NAME',
-    positionals: [1, 1],
+    args: 'NAME [-- COMMAND...]',
+    positionals: [1, 1000],
     options: {
       image: { type: 'string', value: 'IMAGE', description: 'the function\'s image; it listens on $PORT (required)' },
       memory: { type: 'string', value: 'MIB', description: 'memory per instance, MiB' },
@@ -71,9 +58,13 @@ export const fnCommands: Command[] = [
       concurrency: { type: 'string', value: 'N', description: 'requests one instance serves at once' },
       min: { type: 'string', value: 'N', description: 'instances kept warm (0 scales to zero)' },
       max: { type: 'string', value: 'N', description: 'at most this many instances' },
+      timeout: { type: 'string', value: 'SECONDS', description: 'how long one invocation may take (1 to 900)' },
+      port: { type: 'string', value: 'PORT', description: 'the port the container listens on, given as $PORT' },
       env: { type: 'string', short: 'e', multiple: true, value: 'K=V', description: 'an environment variable' },
     },
-    async run(ctx, values, [name]) {
+    details: 'Deploying an existing NAME again makes a new version (the instances roll over).\n' +
+      'Words after `--` are the container\'s command:  berth fn deploy hi --image berth/node:20 -- -e "..."',
+    async run(ctx, values, [name, ...command]) {
       const image = values.image as string | undefined;
       if (!image) throw new UsageError('berth fn deploy: --image is required (see: berth fn deploy --help)');
       const body: Record<string, unknown> = { name, image };
@@ -83,7 +74,10 @@ export const fnCommands: Command[] = [
       put('concurrency', intOption(values, 'concurrency', 1, 1000));
       put('minInstances', intOption(values, 'min', 0, 1000));
       put('maxInstances', intOption(values, 'max', 1, 1000));
+      put('timeout', intOption(values, 'timeout', 1, 900));
+      put('port', intOption(values, 'port', 1, 65535));
       put('environment', envOption(values));
+      if (command.length > 0) body.command = command;
       const fn = await ctx.client().request<Fn>('POST', '/v1/functions', { body });
       ctx.emit(fn, () => fnTable([fn]));
     },
@@ -96,15 +90,19 @@ export const fnCommands: Command[] = [
     options: {
       data: { type: 'string', short: 'd', value: 'DATA', description: 'the request body; @FILE reads a file, - reads stdin' },
       'content-type': { type: 'string', value: 'TYPE', description: 'of the body (default: application/json if it parses as JSON)' },
+      async: { type: 'boolean', description: 'queue it (an Event invocation) and print its invocation id' },
     },
-    details: 'The answer\'s body goes to stdout as it came; an answer of 400 or more exits 1.',
+    details: 'The answer\'s body goes to stdout as it came; an answer of 400 or more exits 1 (3 for 404).\n' +
+      'With --output json: { status, headers, body }.',
     async run(ctx, values, [name]) {
       const data = values.data as string | undefined;
       const body = data === undefined ? undefined : await readData(data, ctx.io.stdin);
       const type = (values['content-type'] as string | undefined)
         ?? (body ? (looksLikeJson(body) ? 'application/json' : 'application/octet-stream') : undefined);
       const res = await ctx.client().raw('POST', `/v1/functions/${encodeURIComponent(name!)}/invoke`, {
-        rawBody: body ? new Uint8Array(body) : undefined, headers: type ? { 'content-type': type } : {}, timeoutMs: 15 * 60_000,
+        rawBody: body ? new Uint8Array(body) : undefined,
+        headers: { ...(type ? { 'content-type': type } : {}), ...(values.async ? { 'x-berth-invocation-type': 'Event' } : {}) },
+        timeoutMs: 15 * 60_000,
       });
       const answer = Buffer.from(await res.arrayBuffer());
       if (ctx.format === 'json') {

@@ -222,6 +222,30 @@ describe('tasks', () => {
   });
 });
 
+describe('functions', () => {
+  it('fn deploy, ls, invoke (sync, json), describe, rm', async () => {
+    const name = `hello-${family}`;
+    const d = await berth(['fn', 'deploy', name, '--image', 'berth/fn-hello:latest', '--memory', '128', '--env', 'GREETING=hi', '-o', 'json']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(json(d)).toMatchObject({ name, version: 1, image: 'berth/fn-hello:latest', memory: 128, environment: [{ name: 'GREETING', value: 'hi' }] });
+    const ls = await berth(['fn', 'ls']);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.split('\n')[0]).toMatch(/^NAME\s+VERSION\s+IMAGE\s+CPU\s+MEMORY\s+CONCURRENCY\s+MIN\s+MAX\s+INSTANCES/);
+    expect(ls.stdout).toMatch(new RegExp(`^${name}\\s+1\\s+berth/fn-hello:latest`, 'm'));
+    const inv = await berth(['fn', 'invoke', name, '--data', '{"x":1}'], { timeoutMs: 90_000 });
+    expect(inv.code, inv.stderr).toBe(0);
+    expect(JSON.parse(inv.stdout)).toMatchObject({ hello: 'from a Berth function', method: 'POST', body: '{"x":1}' });
+    const invJson = json(await berth(['fn', 'invoke', name, '-d', 'plain', '-o', 'json']));
+    expect(invJson).toMatchObject({ status: 200, body: { body: 'plain' } });
+    expect(invJson.headers['x-berth-instance-id']).toBeTruthy();
+    expect((await berth(['fn', 'invoke', `nope-${family}`])).code).toBe(3);
+    expect((await berth(['fn', 'describe', name, '-o', 'json'])).code).toBe(0);
+    const rm = await berth(['fn', 'rm', name]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect((await berth(['fn', 'describe', name])).code).toBe(3);
+  });
+});
+
 describe('nodes, images, config', () => {
   it('node ls: the all-in-one\'s node', async () => {
     const r = await berth(['node', 'ls']);
