@@ -152,6 +152,18 @@ describe('functions', () => {
     expect(Math.max(...results.map((r) => r.json.maxActive))).toBe(2);
     expect(new Set(results.map((r) => r.headers.get('x-berth-instance-id'))).size).toBe(1);
     expect(await instances('conc')).toBe(1);
+
+    // A client that goes away gives its slot back at once.
+    await deploy('conc', { concurrency: 1, maxInstances: 1 });
+    await waitFor('version 2 of conc', async () => (await instances('conc')) === 1 && (await call('/fn/conc/')).status === 200);
+    const gone = new AbortController();
+    const abandoned = fetch(`${aio.url}/fn/conc/sleep?ms=3000`, { headers: { authorization: `Bearer ${aio.adminKey}` }, signal: gone.signal }).catch(() => null);
+    await new Promise((r) => setTimeout(r, 300));
+    gone.abort();
+    await abandoned;
+    const next = Date.now();
+    expect((await call('/fn/conc/')).status).toBe(200);
+    expect(Date.now() - next).toBeLessThan(1500);
   });
 
   it('answers 504 over the timeout and recycles the instance', async () => {
