@@ -33,6 +33,9 @@ export interface AgentOptions {
   labels?: Record<string, string>;
   /** host:port of the agent's HTTP endpoint (/healthz, /metrics). @defaultValue 127.0.0.1:0 */
   http?: { host: string; port: number };
+  /** host:port other hosts reach the agent at (the API's function gateway proxies through it).
+   * @defaultValue the bound address; when bound to every address, this host's first non-loopback IPv4 */
+  advertise?: string;
   /** Jobs taken from the node's queue at once. @defaultValue 16 */
   concurrency?: number;
   /** @defaultValue 1000 */
@@ -97,7 +100,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const listen = o.http ?? { host: '127.0.0.1', port: 0 };
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
   const bound = server.address() as { address: string; port: number };
-  address = `${bound.address}:${bound.port}`;
+  address = o.advertise ?? `${advertisedHost(bound.address)}:${bound.port}`;
 
   const capacity = o.capacity ?? {
     cpu: os.cpus().length * 1024,
@@ -149,4 +152,14 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       workerConnection.disconnect();
     },
   };
+}
+
+/** A wildcard listen address is no address to dial: name this host's first non-loopback IPv4
+ * instead, on a physical-looking interface (eth*, en*, ...) before bridges such as the task bridge. */
+function advertisedHost(bound: string): string {
+  if (bound !== '0.0.0.0' && bound !== '::') return bound;
+  const candidates = Object.entries(os.networkInterfaces())
+    .flatMap(([name, addrs]) => (addrs ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => ({ name, address: a.address })))
+    .sort((a, b) => Number(!/^(eth|en|wl|bond)/.test(a.name)) - Number(!/^(eth|en|wl|bond)/.test(b.name)));
+  return candidates[0]?.address ?? '127.0.0.1';
 }

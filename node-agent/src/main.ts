@@ -20,6 +20,7 @@ const agent = await startAgent({
   insecureRegistries: config.insecureRegistries,
   labels: parseLabels(process.env.BERTH_NODE_LABELS ?? ''),
   http: parseAddr(process.env.BERTH_AGENT_ADDR ?? '127.0.0.1:8081', 'BERTH_AGENT_ADDR'),
+  advertise: process.env.BERTH_AGENT_ADVERTISE_ADDR || undefined,
   subnet: process.env.BERTH_SUBNET || undefined,
   netnsPool: process.env.BERTH_NETNS_POOL ? Number(process.env.BERTH_NETNS_POOL) : undefined,
     bridge: process.env.BERTH_BRIDGE || undefined,
