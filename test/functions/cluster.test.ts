@@ -1,0 +1,98 @@
+// Functions on two nodes (agents as separate processes, test/harness/cluster.ts)
+// with the API in this process: the warm pool is spread over the nodes, and
+// when a node is lost its instances are replaced on the other one and
+// invocations go on.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi, ensureAdminKey } from '../../api/src/index.ts';
+import { startCluster, type AgentProcess, type TestCluster } from '../harness/cluster.ts';
+import { fnConfig } from './fixture.ts';
+
+let cluster: TestCluster;
+let api: FastifyInstance;
+let url: string;
+let key: string;
+let stateDir: string;
+const agents: AgentProcess[] = [];
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  process.env.BERTH_FN_TICK_MS = '200';
+  process.env.BERTH_FN_STABLE_WINDOW_S = '3';
+  process.env.BERTH_FN_PANIC_WINDOW_S = '1';
+  cluster = await startCluster({ nodeGraceMs: 2000 });
+  agents.push(await cluster.agent(), await cluster.agent());
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'berth-fn-cluster-'));
+  api = await buildApi({ redis: cluster.redis, logger: pino({ level: 'silent' }), rateLimit: { rate: 0, burst: 1 } });
+  await api.listen({ host: '127.0.0.1', port: 0 });
+  const addr = api.server.address() as { port: number };
+  url = `http://127.0.0.1:${addr.port}`;
+  key = await ensureAdminKey(cluster.redis, stateDir);
+}, 180_000);
+
+afterAll(async () => {
+  await fetch(`${url}/v1/functions/spread`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 1000));
+  await api?.close();
+  await cluster?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  process.env = saved;
+}, 60_000);
+
+async function get(route: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; json: any }> {
+  const res = await fetch(url + route, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) } });
+  const text = await res.text();
+  let json: unknown;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: res.status, headers: res.headers, json };
+}
+
+async function readyInstances(): Promise<{ id: string; nodeId: string }[]> {
+  const routes = await cluster.redis.hgetall('berth:tenant:default:fn:spread:instances');
+  const ready = new Set(await cluster.redis.zrange('berth:tenant:default:fn:spread:ready', 0, -1));
+  return Object.entries(routes).filter(([id]) => ready.has(id)).map(([id, r]) => ({ id, nodeId: JSON.parse(r).nodeId as string }));
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined | false;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
+
+describe('functions on two nodes', () => {
+  it('spreads the warm pool over the nodes and replaces the instances of a lost node on the other', async () => {
+    const deployed = await get('/v1/functions', { method: 'POST', body: JSON.stringify(fnConfig('spread', { minInstances: 2, maxInstances: 4, memory: 96 })) });
+    expect(deployed.status).toBe(201);
+    const pool = await waitFor('two ready instances', async () => {
+      const r = await readyInstances();
+      return r.length === 2 && r;
+    });
+    expect(new Set(pool.map((i) => i.nodeId))).toEqual(new Set(agents.map((a) => a.nodeId)));
+    expect((await get('/fn/spread/')).status).toBe(200);
+
+    const [lost, kept] = agents;
+    await lost!.kill('SIGKILL');
+    const replaced = await waitFor('the pool back at two, on the remaining node', async () => {
+      const r = await readyInstances();
+      return r.length === 2 && r.every((i) => i.nodeId === kept!.nodeId) && r;
+    });
+    const gone = pool.find((i) => i.nodeId === lost!.nodeId)!;
+    expect(replaced.map((i) => i.id)).not.toContain(gone.id);
+    const task = await get(`/v1/tasks/${gone.id}`);
+    expect(task.json).toMatchObject({ lastStatus: 'STOPPED', stopCode: 'NodeLost' });
+    for (let i = 0; i < 4; i++) {
+      const res = await get('/fn/spread/');
+      expect(res.status).toBe(200);
+      expect(replaced.map((r) => r.id)).toContain(res.headers.get('x-berth-instance-id'));
+    }
+  });
+});
