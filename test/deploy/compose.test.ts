@@ -144,7 +144,7 @@ function capabilitiesShort(): boolean {
   return bnd !== (1n << BigInt(last + 1)) - 1n;
 }
 
-it.skipIf(!docker)(`compose up --scale agent=3 runs tasks on three agents${docker ? '' : ` (skipped: ${skipReason})`}`, async () => {
+it.skipIf(!docker)(`compose up --scale agent=3 runs tasks on three agents and a function${docker ? '' : ` (skipped: ${skipReason})`}`, async () => {
   const d = docker!;
   const [apiPort, registryPort] = [await freePort(), await freePort()];
   composeEnv = {
@@ -202,7 +202,8 @@ it.skipIf(!docker)(`compose up --scale agent=3 runs tasks on three agents${docke
       body: body ? JSON.stringify(body) : undefined,
       signal: AbortSignal.timeout(30_000),
     });
-    return { status: res.status, body: await res.json() as any };
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) as any : undefined };
   };
 
   const nodes = await until('three ACTIVE nodes', async () => {
@@ -243,6 +244,26 @@ it.skipIf(!docker)(`compose up --scale agent=3 runs tasks on three agents${docke
     expect(logs.body.events.map((e: any) => e.message)).toEqual([`hello from ${t.taskId.slice(0, 12)}`]);
   }
   expect(new Set(stopped.map((t: any) => t.nodeId)).size).toBe(3);
+
+  // A function: the API's gateway reaches an instance through its agent's advertised address.
+  step('a function');
+  await until('berth/node in the registry', async () =>
+    ((await fetch(`http://127.0.0.1:${registryPort}/v2/berth/node/manifests/20`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+      signal: AbortSignal.timeout(10_000),
+    })).ok ? true : undefined), 120_000);
+  const fn = await api('POST', '/v1/functions', {
+    name: 'echo', image: 'berth/node:20', memory: 128,
+    command: ['-e', "require('http').createServer((q, s) => s.end('echo ' + q.method)).listen(process.env.PORT)"],
+  });
+  expect(fn.status, JSON.stringify(fn.body)).toBe(201);
+  const invoked = await fetch(`${url}/v1/functions/echo/invoke`, {
+    method: 'POST', headers: { authorization: `Bearer ${key}` }, body: 'x', signal: AbortSignal.timeout(90_000),
+  });
+  expect(invoked.status).toBe(200);
+  expect(await invoked.text()).toBe('echo POST');
+  expect((await api('DELETE', '/v1/functions/echo')).status).toBe(204);
 
   // Every daemon logs JSON lines naming its part.
   const logs = await run(d.compose[0]!, [...d.compose.slice(1), ...composeFiles, 'logs', '--no-color', 'api', 'scheduler', 'agent'], { env: composeEnv, timeoutMs: 60_000 });
