@@ -93,7 +93,7 @@ const benchmark: Benchmark = async () => {
     await registryServer.stop();
     await redisServer.stop();
     const { cleanAgentHost } = await import('../test/harness/host-cleanup.ts');
-    cleanAgentHost(path.join(top, 'agent'), bridge);
+    await cleanAgentHost(path.join(top, 'agent'), bridge);
     await rm(top, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
 };

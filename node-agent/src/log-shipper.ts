@@ -1,16 +1,20 @@
 // Ships a container's log file (written by its shim, one JSON object a line)
-// into the task's Redis stream, where the API reads it. Where it got to is kept
-// beside the log, so an agent restart neither loses nor repeats a line.
-import { open, readFile, rename, stat, writeFile } from 'node:fs/promises';
+// into the task's Redis stream, where the API reads it. How far it got is
+// written in the same Redis transaction as the lines, so an agent killed at any
+// moment neither loses nor repeats a line when it starts again.
+import { open, stat } from 'node:fs/promises';
 import { keys } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 
 /** Lines kept per task in Redis (approximate, as XADD MAXLEN ~). */
 const STREAM_MAX_LINES = 100_000;
 const READ_CHUNK = 256 * 1024;
+const POSITION_FIELD = 'logPosition';
 
 interface Position {
+  /** The log file being read (the shim rotates it to `.1`). */
   ino: number;
+  /** Bytes of it shipped, up to the end of the last whole line. */
   offset: number;
 }
 
@@ -21,8 +25,13 @@ interface ShimLogLine {
   partial?: boolean;
 }
 
+type Event = [time: string, stream: string, text: string];
+
 export class LogShipper {
-  private position: Position = { ino: 0, offset: 0 };
+  /** What is in Redis. */
+  private committed: Position = { ino: 0, offset: 0 };
+  /** Where reading goes on: past `committed` while a long line's pieces wait for their end. */
+  private readOffset = 0;
   private pending = new Map<string, { time: string; text: string }>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
@@ -31,15 +40,12 @@ export class LogShipper {
     private readonly redis: BerthRedis,
     private readonly taskId: string,
     private readonly logPath: string,
-    private readonly positionPath: string,
   ) {}
 
   async start(intervalMs = 100): Promise<void> {
-    try {
-      this.position = JSON.parse(await readFile(this.positionPath, 'utf8')) as Position;
-    } catch {
-      // First start: ship from the beginning.
-    }
+    const saved = await this.redis.hget(keys.task(this.taskId), POSITION_FIELD);
+    if (saved) this.committed = JSON.parse(saved) as Position;
+    this.readOffset = this.committed.offset;
     this.timer = setInterval(() => { this.running = this.running.then(() => this.ship()).catch(() => undefined); }, intervalMs);
   }
 
@@ -48,8 +54,9 @@ export class LogShipper {
     clearInterval(this.timer);
     await this.running;
     await this.ship();
-    for (const [stream, line] of this.pending) await this.append([[line.time, stream, line.text]]);
+    const rest: Event[] = [...this.pending].map(([stream, line]) => [line.time, stream, line.text]);
     this.pending.clear();
+    await this.commit(rest, { ...this.committed, offset: this.readOffset });
   }
 
   stop(): void {
@@ -63,12 +70,14 @@ export class LogShipper {
     } catch {
       return; // not written yet
     }
-    if (this.position.ino && current.ino !== this.position.ino) {
+    if (this.committed.ino && current.ino !== this.committed.ino) {
       // The shim rotated the file: finish the old one (now .1), then start the new one.
-      await this.shipFile(`${this.logPath}.1`, this.position.ino);
-      this.position = { ino: current.ino, offset: 0 };
+      await this.shipFile(`${this.logPath}.1`, this.committed.ino);
+      this.pending.clear();
+      this.committed = { ino: current.ino, offset: 0 };
+      this.readOffset = 0;
     }
-    this.position.ino = current.ino;
+    this.committed.ino = current.ino;
     await this.shipFile(this.logPath, current.ino);
   }
 
@@ -83,13 +92,14 @@ export class LogShipper {
       if ((await handle.stat()).ino !== ino) return;
       const buffer = Buffer.alloc(READ_CHUNK);
       while (true) {
-        const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, this.position.offset);
+        const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, this.readOffset);
         if (bytesRead === 0) break;
         const lastNewline = buffer.subarray(0, bytesRead).lastIndexOf(10);
         if (lastNewline < 0) break; // the shim is mid-line: wait for the rest
-        await this.append(this.parse(buffer.subarray(0, lastNewline + 1).toString('utf8')));
-        this.position.offset += lastNewline + 1;
-        await this.savePosition();
+        const { events, safeBytes } = this.parse(buffer.subarray(0, lastNewline + 1));
+        const safeOffset = safeBytes === null ? this.committed.offset : this.readOffset + safeBytes;
+        this.readOffset += lastNewline + 1;
+        await this.commit(events, { ino, offset: safeOffset });
         if (bytesRead < READ_CHUNK) break;
       }
     } finally {
@@ -97,41 +107,48 @@ export class LogShipper {
     }
   }
 
-  /** Joins partial pieces into whole lines; returns [time, stream, text] of each whole line. */
-  private parse(lines: string): [string, string, string][] {
-    const out: [string, string, string][] = [];
-    for (const raw of lines.split('\n')) {
-      if (!raw) continue;
-      let line: ShimLogLine;
+  /**
+   * Joins partial pieces into whole lines. `safeBytes` is how far into `chunk`
+   * no piece is left waiting for its end (null: nowhere in this chunk), so a
+   * restart from there loses nothing and repeats nothing.
+   */
+  private parse(chunk: Buffer): { events: Event[]; safeBytes: number | null } {
+    const events: Event[] = [];
+    let safeBytes: number | null = null;
+    let at = 0;
+    while (at < chunk.length) {
+      const end = chunk.indexOf(10, at);
+      const raw = chunk.subarray(at, end).toString('utf8');
+      at = end + 1;
+      let line: ShimLogLine | undefined;
       try {
-        line = JSON.parse(raw) as ShimLogLine;
+        line = raw ? (JSON.parse(raw) as ShimLogLine) : undefined;
       } catch {
-        continue;
+        line = undefined;
       }
-      const before = this.pending.get(line.stream);
-      const text = (before?.text ?? '') + line.log;
-      if (line.partial) {
-        this.pending.set(line.stream, { time: before?.time ?? line.time, text });
-        continue;
+      if (line) {
+        const before = this.pending.get(line.stream);
+        const text = (before?.text ?? '') + line.log;
+        if (line.partial) {
+          this.pending.set(line.stream, { time: before?.time ?? line.time, text });
+        } else {
+          this.pending.delete(line.stream);
+          events.push([before?.time ?? line.time, line.stream, text.endsWith('\n') ? text.slice(0, -1) : text]);
+        }
       }
-      this.pending.delete(line.stream);
-      out.push([before?.time ?? line.time, line.stream, text.endsWith('\n') ? text.slice(0, -1) : text]);
+      if (this.pending.size === 0) safeBytes = at;
     }
-    return out;
+    return { events, safeBytes };
   }
 
-  private async append(events: [string, string, string][]): Promise<void> {
-    if (events.length === 0) return;
-    const pipeline = this.redis.pipeline();
+  private async commit(events: Event[], position: Position): Promise<void> {
+    if (events.length === 0 && position.offset === this.committed.offset && position.ino === this.committed.ino) return;
+    const multi = this.redis.multi();
     for (const [time, stream, text] of events) {
-      pipeline.xadd(keys.taskLogs(this.taskId), 'MAXLEN', '~', STREAM_MAX_LINES, '*', 't', time, 's', stream, 'm', text);
+      multi.xadd(keys.taskLogs(this.taskId), 'MAXLEN', '~', STREAM_MAX_LINES, '*', 't', time, 's', stream, 'm', text);
     }
-    await pipeline.exec();
-  }
-
-  private async savePosition(): Promise<void> {
-    const tmp = `${this.positionPath}.tmp`;
-    await writeFile(tmp, JSON.stringify(this.position));
-    await rename(tmp, this.positionPath);
+    multi.hset(keys.task(this.taskId), POSITION_FIELD, JSON.stringify(position));
+    await multi.exec();
+    this.committed = position;
   }
 }

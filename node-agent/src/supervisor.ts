@@ -63,7 +63,6 @@ interface Paths {
   bundle: string;
   shimState: string;
   log: string;
-  logPosition: string;
   started: string;
   stopRequest: string;
 }
@@ -85,7 +84,6 @@ export class TaskSupervisor {
       bundle: path.join(dir, 'bundle'),
       shimState: path.join(dir, 'shim'),
       log: path.join(dir, 'container.log'),
-      logPosition: path.join(dir, 'log.position'),
       started: path.join(dir, 'started.json'),
       stopRequest: path.join(dir, 'stop.json'),
     };
@@ -224,7 +222,7 @@ export class TaskSupervisor {
   private supervise(taskId: string, meta: TaskMeta, pid?: number): void {
     if (this.supervised.has(taskId)) return;
     const p = this.paths(taskId);
-    const shipper = new LogShipper(this.d.redis, taskId, p.log, p.logPosition);
+    const shipper = new LogShipper(this.d.redis, taskId, p.log);
     this.shippers.set(taskId, shipper);
     this.d.stats.track(taskId, {
       cgroupsPath: meta.cgroupsPath, netnsPath: meta.network?.netnsPath, cpuUnits: meta.cpuUnits,

@@ -48,7 +48,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   });
   const stop = async () => {
     await daemon.stop();
-    cleanAgentHost(stateDir, bridge);
+    await cleanAgentHost(stateDir, bridge);
     await rm(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   };
   try {

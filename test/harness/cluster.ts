@@ -141,7 +141,7 @@ export async function startCluster(options: { nodeGraceMs?: number } = {}): Prom
             child.kill('SIGKILL');
             await new Promise((r) => child.once('exit', r));
           }
-          cleanAgentHost(a.stateDir, a.bridge);
+          await cleanAgentHost(a.stateDir, a.bridge);
           await rm(a.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
         }
         await scheduler.close();

@@ -5,6 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createLogger } from '../../common/log.ts';
+import { createNetworkManager } from '../../node-agent/src/network/index.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -16,7 +18,11 @@ function quiet(command: string, args: string[]): string {
   }
 }
 
-export function cleanAgentHost(stateDir: string, bridge: string): void {
+/**
+ * `stateDir` is an agent's state dir, or one holding it as `agent/` (the
+ * all-in-one's, or an agent daemon's BERTH_STATE_DIR).
+ */
+export async function cleanAgentHost(stateDir: string, bridge: string): Promise<void> {
   for (const runtimeRoot of [path.join(stateDir, 'runtime'), path.join(stateDir, 'agent/runtime')]) {
     if (!existsSync(runtimeRoot)) continue;
     for (const id of readdirSync(runtimeRoot)) {
@@ -28,6 +34,16 @@ export function cleanAgentHost(stateDir: string, bridge: string): void {
     .map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(stateDir))
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) quiet('umount', ['-l', m]);
+  // Every task network and pooled namespace the agent recorded, released through
+  // the CNI plugins (DEL), so no namespace, address or iptables rule outlives the test.
+  const logger = createLogger('test-cleanup');
+  logger.level = 'silent';
+  for (const networkDir of [path.join(stateDir, 'network'), path.join(stateDir, 'agent/network')]) {
+    if (!existsSync(networkDir)) continue;
+    const network = createNetworkManager({ stateDir: networkDir, bridge, logger, poolSize: 0 });
+    await network.recover(new Set()).catch(() => undefined);
+    await network.close();
+  }
   quiet('ip', ['link', 'del', bridge]);
 }
 
