@@ -257,7 +257,6 @@ export class TaskSupervisor {
     await this.cleanUp(taskId, meta);
     await this.record(taskId, {
       stopCode, stoppedReason, ...(exit ? { exitCode: exit.exitCode } : {}),
-      ...(exit?.exitedAt ? { stoppedAt: exit.exitedAt } : {}),
     });
     this.d.logger.info({ taskId, exitCode: exit?.exitCode, oomKilled: exit?.oomKilled }, 'task stopped');
   }
