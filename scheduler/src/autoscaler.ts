@@ -82,8 +82,17 @@ export function startAutoscaler(deps: { redis: BerthRedis; logger: Logger; nodeQ
   const samples = new Map<string, { t: number; v: number }[]>();
   const panicUntil = new Map<string, number>();
   const missingSince = new Map<string, number>();
+  // One at a time, each after the previous one holds its node (up to 300 ms): placements
+  // running at once would read the same group counts and could pile onto one node.
   const place = async (ids: string[]) => {
-    await placement.addBulk(ids.map((taskId) => ({ name: 'place', data: { taskId }, opts: { jobId: taskId, removeOnComplete: true, removeOnFail: 1000 } })));
+    for (const [i, taskId] of ids.entries()) {
+      await placement.add('place', { taskId }, { jobId: taskId, removeOnComplete: true, removeOnFail: 1000 });
+      if (i === ids.length - 1) break;
+      const until = Date.now() + 300;
+      while (Date.now() < until && (await redis.hget(keys.task(taskId), 'lastStatus')) === 'PROVISIONING') {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
   };
   const stopOnNode = async (nodeId: string, taskId: string, reason: string) => {
     await deps.nodeQueues(nodeId).add('stop', { kind: 'stop', taskId, reason }, { removeOnComplete: true, removeOnFail: 1000 });
