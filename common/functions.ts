@@ -10,35 +10,16 @@ import { randomBytes } from 'node:crypto';
 import { FUNCTION_EVENTS_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 import { getTask, saveNewTasks, transitionTask } from './tasks.ts';
-import type { TaskContainerSpec, TaskRecord } from './types.ts';
+import type { Schemas, TaskContainerSpec, TaskRecord } from './types.ts';
 
-/** A function as deployed (the API's FunctionInput with defaults filled). */
-export interface FunctionConfig {
-  name: string;
-  image: string;
-  command?: string[];
-  entryPoint?: string[];
-  environment: { name: string; value: string }[];
-  /** CPU units (1024 = one vCPU). */
-  cpu: number;
-  /** MiB, a hard limit. */
-  memory: number;
-  /** Seconds one invocation may take before 504. */
-  timeout: number;
-  /** Requests one instance serves at once. */
-  concurrency: number;
-  minInstances: number;
-  maxInstances: number;
-  /** Seconds an instance may sit idle before it is scaled down (to zero at the end). */
-  idleTimeout: number;
-  /** The port the container listens on, given to it as $PORT. */
-  port: number;
-  /** TCP connect to the port, or an HTTP GET of `path` answering 2xx/3xx; `timeout` seconds to pass. */
-  readiness: { path?: string; timeout: number };
-  /** Retries of an asynchronous invocation after the first attempt fails (0–2, Lambda's). */
-  asyncRetries: number;
-  repositoryCredentials?: { username: string; password: string };
-}
+type FunctionInput = Schemas['FunctionInput'];
+
+/** A function as deployed: the API's FunctionInput with its defaults filled. */
+export type FunctionConfig =
+  Pick<FunctionInput, 'name' | 'image' | 'command' | 'entryPoint' | 'repositoryCredentials'>
+  & Required<Pick<FunctionInput, 'environment' | 'cpu' | 'memory' | 'timeout' | 'concurrency' | 'minInstances'
+    | 'maxInstances' | 'idleTimeout' | 'port' | 'asyncRetries'>>
+  & { readiness: { path?: string; timeout: number } };
 
 export interface FunctionRecord {
   tenant: string;

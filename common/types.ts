@@ -24,31 +24,15 @@ export type TaskContainerSpec =
   & Required<Pick<TaskDefinitionInput, 'environment' | 'cpu' | 'memory' | 'pidsLimit' | 'ulimits' | 'portMappings'
     | 'networkMode' | 'readonlyRootFilesystem' | 'stopTimeout'>>;
 
-/** A task as stored in its Redis hash (flat string fields). */
-export interface TaskRecord {
-  taskId: string;
+/**
+ * A task as stored in its Redis hash (flat string fields): the API's Task
+ * fields it shares, and what only the parts need (tenant, the frozen spec).
+ */
+export interface TaskRecord extends Pick<Task, 'taskId' | 'family' | 'revision' | 'lastStatus' | 'desiredStatus' | 'nodeId'
+  | 'createdAt' | 'pullStartedAt' | 'pullStoppedAt' | 'startedAt' | 'stoppingAt' | 'stoppedAt' | 'exitCode' | 'stopCode'
+  | 'stoppedReason' | 'startedBy' | 'imageDigest' | 'ipAddress' | 'tags'> {
   tenant: string;
-  family: string;
-  revision: number;
   spec: TaskContainerSpec;
-  lastStatus: TaskStatus;
-  desiredStatus: 'RUNNING' | 'STOPPED';
-  nodeId?: string;
-  createdAt: string;
-  /** When the agent took the task and began to fetch its image, and when it had it. */
-  pullStartedAt?: string;
-  pullStoppedAt?: string;
-  startedAt?: string;
-  stoppingAt?: string;
-  stoppedAt?: string;
-  exitCode?: number;
-  stopCode?: StopCode;
-  stoppedReason?: string;
-  startedBy?: string;
-  imageDigest?: string;
-  /** On the node's task bridge, while the task runs (bridge network mode). */
-  ipAddress?: string;
-  tags?: { key: string; value: string }[];
   /** Tasks of one group are spread and kept apart together; `family:<family>` by default. */
   group?: string;
   placementStrategy?: PlacementStrategy;
