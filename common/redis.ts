@@ -44,3 +44,16 @@ export function connectRedis(url: string, options: { lazy?: boolean } = {}): Ber
   for (const s of scripts) redis.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
   return redis as BerthRedis;
 }
+
+/**
+ * Closes a connection once the commands already sent have their answers, so
+ * nothing in flight fails with "Connection is closed"; gives up waiting after
+ * `timeoutMs` (Redis gone) and drops the connection.
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  await Promise.race([redis.quit().then(() => undefined, () => undefined), timedOut]);
+  clearTimeout(timer);
+  redis.disconnect();
+}

@@ -7,7 +7,7 @@ import { Worker } from 'bullmq';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import { registerNode } from '../../common/nodes.ts';
-import { connectRedis } from '../../common/redis.ts';
+import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob } from '../../common/types.ts';
 import { createImageService } from './image/index.ts';
@@ -135,6 +135,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   );
   worker.on('error', (err) => logger.error({ err: err.message }, 'node worker error'));
   worker.on('failed', (job, err) => logger.error({ job: job?.data, err: err.message }, 'node job failed'));
+  await worker.waitUntilReady();
 
   logger.info({ address, capacity, runtime: o.runtime ?? runtimeBinary() }, 'agent started');
   return {
@@ -148,8 +149,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await network.close();
       await stats.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      redis.disconnect();
-      workerConnection.disconnect();
+      await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
     },
   };
 }

@@ -1,7 +1,7 @@
 // The scheduler daemon's parts: the placement worker and the liveness sweep.
 import { Worker } from 'bullmq';
 import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
-import { connectRedis } from '../../common/redis.ts';
+import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PlacementJob } from '../../common/types.ts';
 import { sweepLostNodes } from './liveness.ts';
@@ -53,6 +53,8 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
     concurrency: o.concurrency ?? 16,
   });
   worker.on('failed', (job, err) => o.logger.error({ taskId: job?.data.taskId, err: err.message }, 'placement failed'));
+  // Connected before anyone may close it: a close during the connect rejects inside BullMQ.
+  await worker.waitUntilReady();
   worker.on('error', (err) => o.logger.error({ err: err.message }, 'placement worker error'));
 
   const autoscaler = startAutoscaler({ redis, logger: o.logger, nodeQueues: nodeQueues.get }, { ...autoscalerOptionsFromEnv(), ...o.autoscaler });
@@ -71,8 +73,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
       await worker.close();
       await nodeQueues.close();
       await metrics.close();
-      redis.disconnect();
-      workerConnection.disconnect();
+      await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
     },
   };
 }
