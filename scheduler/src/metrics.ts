@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { DelayedError, Queue, type Job } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
+import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
 import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import type { PlacementJob } from '../../common/types.ts';
@@ -12,12 +12,19 @@ import type { PlacementJob } from '../../common/types.ts';
 /** What one run of the placement processor came to. */
 export type PlacementResult = 'placed' | 'no_capacity' | 'failed' | 'skipped' | 'error';
 
-type Processor = (job: Job<PlacementJob>, token?: string) => Promise<void>;
+/** What the placement processor tells about a run that did not throw. */
+export interface PlacementOutcome {
+  result: 'placed' | 'failed' | 'skipped';
+  /** The task's creation time, when it was placed. */
+  createdAt?: string;
+}
+
+type Processor = (job: Job<PlacementJob>, token?: string) => Promise<PlacementOutcome>;
 
 export interface SchedulerMetrics {
   registry: Registry;
   /** The processor, timed and counted by result. */
-  instrument(processor: Processor): Processor;
+  instrument(processor: Processor): (job: Job<PlacementJob>, token?: string) => Promise<void>;
   nodesLost(count: number): void;
   close(): Promise<void>;
 }
@@ -68,18 +75,13 @@ export function createSchedulerMetrics(o: { redis: BerthRedis }): SchedulerMetri
     instrument(processor) {
       return async (job, token) => {
         const started = process.hrtime.bigint();
-        const taskKey = keys.task(job.data.taskId);
-        const before = await o.redis.hget(taskKey, 'lastStatus').catch(() => null);
         let result: PlacementResult = 'skipped';
         try {
-          await processor(job, token);
-          const [status, nodeId, createdAt] = await o.redis.hmget(taskKey, 'lastStatus', 'nodeId', 'createdAt');
-          if (before === 'PROVISIONING' && nodeId && (status === 'PENDING' || status === 'RUNNING')) {
-            result = 'placed';
-            const waited = (Date.now() - Date.parse(createdAt ?? '')) / 1000;
+          const outcome = await processor(job, token);
+          result = outcome.result;
+          if (outcome.result === 'placed' && outcome.createdAt) {
+            const waited = (Date.now() - Date.parse(outcome.createdAt)) / 1000;
             if (Number.isFinite(waited) && waited >= 0) waitSeconds.observe(waited);
-          } else if (before !== 'STOPPED' && status === 'STOPPED') {
-            result = 'failed';
           }
         } catch (err) {
           result = err instanceof DelayedError ? 'no_capacity' : 'error';

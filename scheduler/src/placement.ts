@@ -8,6 +8,7 @@ import { getTask, taskGroup, transitionTask } from '../../common/tasks.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob, PlacementJob, TaskRecord } from '../../common/types.ts';
 import { ConstraintError, filterNodes } from './constraints.ts';
+import type { PlacementOutcome } from './metrics.ts';
 import { NodeCache } from './node-cache.ts';
 import { candidates, DEFAULT_STRATEGY, fits, shortResource, type PlacementStrategy } from './strategy.ts';
 
@@ -52,16 +53,18 @@ function strategyOf(task: TaskRecord): PlacementStrategy {
 
 export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
   const nodeCache = new NodeCache(o.redis, o.nodeCacheMs);
-  return async function place(job: Job<PlacementJob>, token?: string): Promise<void> {
+  const skipped: PlacementOutcome = { result: 'skipped' };
+  const failed: PlacementOutcome = { result: 'failed' };
+  return async function place(job: Job<PlacementJob>, token?: string): Promise<PlacementOutcome> {
     const { taskId } = job.data;
     const task = await getTask(o.redis, taskId);
-    if (!task || task.desiredStatus !== 'RUNNING') return;
+    if (!task || task.desiredStatus !== 'RUNNING') return skipped;
     if (task.lastStatus === 'PENDING' && task.nodeId) {
       // Reserved by an earlier attempt that died before handing the task over.
       await enqueueStart(nodeQueue(task.nodeId), taskId);
-      return;
+      return skipped;
     }
-    if (task.lastStatus !== 'PROVISIONING') return;
+    if (task.lastStatus !== 'PROVISIONING') return skipped;
 
     const demand = { cpu: task.spec.cpu, memory: task.spec.memory };
     const groupKey = keys.groupNodes(task.tenant, taskGroup(task));
@@ -76,7 +79,7 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     } catch (err) {
       if (!(err instanceof ConstraintError)) throw err;
       await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: `ResourceInitializationError: ${err.message}`, stoppedAt: new Date().toISOString() });
-      return;
+      return failed;
     }
     for (const node of candidates(eligible.filter((n) => fits(n, demand)), strategy, groupCounts)) {
       const code = await o.redis.reserveCapacity(
@@ -87,9 +90,9 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
         nodeCache.reserved(node.nodeId, demand.cpu, demand.memory);
         await enqueueStart(nodeQueue(node.nodeId), taskId);
         o.logger.info({ taskId, nodeId: node.nodeId }, 'task placed');
-        return;
+        return { result: 'placed', createdAt: task.createdAt };
       }
-      if (code === -1) return; // stopped or placed meanwhile
+      if (code === -1) return skipped; // stopped or placed meanwhile
       nodeCache.invalidate();
       // -2..-5: another replica took the capacity (or the node, for the group) first; try the next node.
     }
@@ -100,7 +103,7 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
         : `ResourceInitializationError: no node had ${shortResource(eligible, demand)} free within ${Math.round(o.placementDeadlineMs / 1000)} s`;
       await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: reason, stoppedAt: new Date().toISOString() });
       o.logger.warn({ taskId }, reason);
-      return;
+      return failed;
     }
     await job.moveToDelayed(Date.now() + o.retryDelayMs, token);
     throw new DelayedError();
