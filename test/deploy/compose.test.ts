@@ -264,6 +264,12 @@ it.skipIf(!docker)(`compose up --scale agent=3 runs tasks on three agents and a 
   expect(invoked.status).toBe(200);
   expect(await invoked.text()).toBe('echo POST');
   expect((await api('DELETE', '/v1/functions/echo')).status).toBe(204);
+  // Its instances are tasks of family fn-echo: they stop before the agents go away.
+  const instances = await until('the function instances STOPPED', async () => {
+    const { body } = await api('GET', '/v1/tasks?family=fn-echo');
+    return body.tasks.length > 0 && body.tasks.every((t: any) => t.lastStatus === 'STOPPED') ? body.tasks : undefined;
+  });
+  taskIds.push(...instances.map((t: any) => t.taskId));
 
   // Every daemon logs JSON lines naming its part.
   const logs = await run(d.compose[0]!, [...d.compose.slice(1), ...composeFiles, 'logs', '--no-color', 'api', 'scheduler', 'agent'], { env: composeEnv, timeoutMs: 60_000 });
