@@ -3,31 +3,13 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  BERTH_RUNTIME, berthRuntime, removeRoot, bundleFor, cli, freshRoot, keyValues, leftovers, runBundle, state, type Runtime,
+  BERTH_RUNTIME, cli, keyValues, leftovers, runBundle, state, berthRuntimeForFile,
 } from './fixture.ts';
 
-let rt: Runtime;
-const disposers: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  rt = berthRuntime(await freshRoot('escapes'));
-});
-
-afterEach(async () => {
-  for (const d of disposers.splice(0)) await d();
-});
-
-afterAll(async () => {
-  await removeRoot(rt.root);
-});
-
-async function bundle(options: Parameters<typeof bundleFor>[0]) {
-  const b = await bundleFor(options);
-  disposers.push(() => b.dispose([rt]));
-  return b;
-}
+const runtime = berthRuntimeForFile('escapes');
+const bundle = runtime.bundle;
 
 /** One line on stderr, naming the problem; nothing left on the host. */
 function expectRefused(r: { code: number; stderr: string }, message: RegExp): void {
@@ -42,9 +24,9 @@ describe('CVE-2019-19921 class: a rootfs whose /proc is a symlink', () => {
     rmSync(path.join(b.rootfs, 'proc'), { recursive: true });
     mkdirSync(path.join(b.rootfs, 'host-dir'));
     symlinkSync('/host-dir', path.join(b.rootfs, 'proc'));
-    const r = await runBundle(rt, b);
+    const r = await runBundle(runtime.rt, b);
     expectRefused(r, /\/proc.* is a symlink .*refused/);
-    expect(leftovers(b, rt)).toEqual([]);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 });
 
@@ -59,10 +41,10 @@ describe('CVE-2025-31133 class: /dev/null replaced by a symlink', () => {
     });
     writeFileSync(path.join(b.rootfs, 'etc/target'), 'untouched\n');
     symlinkSync('/etc/target', path.join(b.rootfs, 'dev/null'));
-    const r = await runBundle(rt, b);
+    const r = await runBundle(runtime.rt, b);
     expectRefused(r, /\/dev\/null.*symlink.*refused/);
     expect(readFileSync(path.join(b.rootfs, 'etc/target'), 'utf8')).toBe('untouched\n');
-    expect(leftovers(b, rt)).toEqual([]);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 });
 
@@ -71,12 +53,12 @@ describe('CVE-2024-21626 class: leaked fds and a cwd through /proc/self/fd', () 
     const b = await bundle({ args: ['true'], cwd: '/proc/self/fd/7' });
     const hostDir = openSync('/tmp', 'r');
     try {
-      const r = await runBundle(rt, b, { extraFds: ['ignore', 'ignore', 'ignore', 'ignore', hostDir] });
+      const r = await runBundle(runtime.rt, b, { extraFds: ['ignore', 'ignore', 'ignore', 'ignore', hostDir] });
       expectRefused(r, /process\.cwd .*\/proc\/self\/fd\/7.*refused/);
     } finally {
       closeSync(hostDir);
     }
-    expect(leftovers(b, rt)).toEqual([]);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 
   it('refuses a cwd that reaches /proc/self/fd/7 through a symlink in the rootfs', async () => {
@@ -84,20 +66,20 @@ describe('CVE-2024-21626 class: leaked fds and a cwd through /proc/self/fd', () 
     symlinkSync('/proc/self/fd/7', path.join(b.rootfs, 'work'));
     const hostDir = openSync('/tmp', 'r');
     try {
-      const r = await runBundle(rt, b, { extraFds: ['ignore', 'ignore', 'ignore', 'ignore', hostDir] });
+      const r = await runBundle(runtime.rt, b, { extraFds: ['ignore', 'ignore', 'ignore', 'ignore', hostDir] });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/process\.cwd/);
     } finally {
       closeSync(hostDir);
     }
-    expect(leftovers(b, rt)).toEqual([]);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 
   it('closes every fd the caller leaked (not close-on-exec) before the process runs', async () => {
     const b = await bundle({ args: ['sh', '-c', 'echo "fds=$(ls /proc/self/fd | sort -n | tr "\\n" ,)"'] });
     const leaked = [openSync('/tmp', 'r'), openSync('/etc/hostname', 'r')];
     try {
-      const r = await runBundle(rt, b, { extraFds: ['ignore', ...leaked, 'ignore', leaked[0]!] });
+      const r = await runBundle(runtime.rt, b, { extraFds: ['ignore', ...leaked, 'ignore', leaked[0]!] });
       expect(r.code).toBe(0);
       expect(keyValues(r.stdout).fds).toBe('0,1,2,3,'); // 3: ls reading the directory
     } finally {
@@ -109,7 +91,7 @@ describe('CVE-2024-21626 class: leaked fds and a cwd through /proc/self/fd', () 
     const b = await bundle({ args: ['sh', '-c', 'echo "fds=$(ls /proc/self/fd | sort -n | tr "\\n" ,)"'] });
     const passed = openSync('/etc/hostname', 'r');
     try {
-      const r = await cli(rt, ['run', '--preserve-fds', '1', '--bundle', b.bundle, b.id], { extraFds: [passed, passed] });
+      const r = await cli(runtime.rt, ['run', '--preserve-fds', '1', '--bundle', b.bundle, b.id], { extraFds: [passed, passed] });
       expect(r.code).toBe(0);
       expect(keyValues(r.stdout).fds).toBe('0,1,2,3,4,'); // 3 passed, 4 ls's directory
     } finally {
@@ -121,9 +103,9 @@ describe('CVE-2024-21626 class: leaked fds and a cwd through /proc/self/fd', () 
 describe('CVE-2019-5736 class: the runtime binary reachable through /proc/PID/exe', () => {
   it('the container init is a sealed in-memory copy, not the binary on disk', async () => {
     const b = await bundle({ args: ['sleep', '30'] });
-    const c = await cli(rt, ['create', '--bundle', b.bundle, b.id], { detached: true });
+    const c = await cli(runtime.rt, ['create', '--bundle', b.bundle, b.id], { detached: true });
     expect(c.code).toBe(0);
-    const { pid } = await state(rt, b.id);
+    const { pid } = await state(runtime.rt, b.id);
     const exe = `/proc/${pid}/exe`;
     expect(readlinkSync(exe)).not.toBe(realpathSync(BERTH_RUNTIME));
     expect(readlinkSync(exe)).toMatch(/^\/memfd:/);
@@ -132,7 +114,7 @@ describe('CVE-2019-5736 class: the runtime binary reachable through /proc/PID/ex
     expect([seen.dev, seen.ino]).not.toEqual([onDisk.dev, onDisk.ino]);
     // Writing through it fails: the copy is sealed against writes.
     expect(() => closeSync(openSync(exe, 'r+'))).toThrow(/EPERM|ETXTBSY|EACCES/);
-    expect((await cli(rt, ['start', b.id])).code).toBe(0);
+    expect((await cli(runtime.rt, ['start', b.id])).code).toBe(0);
     // After exec the init is the user's program.
     await new Promise((r) => setTimeout(r, 50));
     expect(readlinkSync(exe)).toMatch(/busybox$/);
@@ -142,7 +124,7 @@ describe('CVE-2019-5736 class: the runtime binary reachable through /proc/PID/ex
     const b = await bundle({ args: ['/evil'] });
     writeFileSync(path.join(b.rootfs, 'evil'), '#!/proc/self/exe\n', { mode: 0o755 });
     const before = readFileSync(BERTH_RUNTIME);
-    const r = await runBundle(rt, b);
+    const r = await runBundle(runtime.rt, b);
     // The kernel ran the runtime (the memfd copy) as the interpreter; it finds no verb and exits.
     expect(r.code).not.toBe(0);
     expect(readFileSync(BERTH_RUNTIME).equals(before)).toBe(true);
@@ -158,7 +140,7 @@ describe('CVE-2022-27650: inheritable capabilities', () => {
         s.process.capabilities!.ambient = ['CAP_CHOWN'];
       },
     });
-    const r = await runBundle(rt, b);
+    const r = await runBundle(runtime.rt, b);
     expect(r.code).toBe(0);
     const f = keyValues(r.stdout);
     expect([f.CapInh, f.CapAmb]).toEqual(['0000000000000000', '0000000000000000']);
@@ -176,7 +158,7 @@ describe('CVE-2021-30465 class: mount destinations that are symlinks', () => {
     mkdirSync(path.join(b.rootfs, 'mnt'), { recursive: true });
     symlinkSync(`/../../../tmp/${name}`, path.join(b.rootfs, 'mnt/escape'));
     try {
-      const r = await runBundle(rt, b);
+      const r = await runBundle(runtime.rt, b);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(`/tmp/${name}`);
@@ -200,7 +182,7 @@ describe('CVE-2021-30465 class: mount destinations that are symlinks', () => {
     await b.writeSpec();
     symlinkSync(`../../../../../../../tmp/${name}`, path.join(b.rootfs, 'data'));
     try {
-      const r = await runBundle(rt, b);
+      const r = await runBundle(runtime.rt, b);
       expect(r.code).toBe(0);
       expect(r.stdout).toBe('from-bind\n');
       expect(existsSync(`/tmp/${name}`)).toBe(false);
@@ -224,18 +206,18 @@ describe('writes meant for procfs', () => {
     const fake = path.join(b.rootfs, 'proc/sys/net/ipv4');
     mkdirSync(fake, { recursive: true });
     writeFileSync(path.join(fake, 'ip_forward'), '0\n');
-    const r = await runBundle(rt, b);
+    const r = await runBundle(runtime.rt, b);
     expectRefused(r, /sysctl .*not on procfs: refused/);
     expect(readFileSync(path.join(fake, 'ip_forward'), 'utf8')).toBe('0\n');
-    expect(leftovers(b, rt)).toEqual([]);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 });
 
 describe('state directories', () => {
   it('are 0700', async () => {
     const b = await bundle({ args: ['sleep', '30'] });
-    expect((await cli(rt, ['create', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
-    expect(statSync(rt.root).mode & 0o777).toBe(0o700);
-    expect(statSync(path.join(rt.root, b.id)).mode & 0o777).toBe(0o700);
+    expect((await cli(runtime.rt, ['create', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+    expect(statSync(runtime.rt.root).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(runtime.rt.root, b.id)).mode & 0o777).toBe(0o700);
   });
 });

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeBundle, type BundleOptions, type TestBundle } from '../harness/bundle.ts';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BERTH_RUNTIME = path.join(repo, 'native/build/berth-runtime');
@@ -220,4 +221,30 @@ export function keyValues(text: string): Record<string, string> {
     if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
   }
   return out;
+}
+
+/**
+ * berth-runtime with a fresh state root for one test file; `bundle()` makes a
+ * bundle that is deleted (and its container with it) after each test.
+ */
+export function berthRuntimeForFile(name: string): { rt: Runtime; bundle: typeof bundleFor } {
+  const disposers: (() => Promise<void>)[] = [];
+  const file = {
+    rt: undefined as unknown as Runtime,
+    async bundle(options: Parameters<typeof bundleFor>[0]) {
+      const b = await bundleFor(options);
+      disposers.push(() => b.dispose([file.rt]));
+      return b;
+    },
+  };
+  beforeAll(async () => {
+    file.rt = berthRuntime(await freshRoot(name));
+  });
+  afterEach(async () => {
+    for (const d of disposers.splice(0)) await d();
+  });
+  afterAll(async () => {
+    if (file.rt) await removeRoot(file.rt.root);
+  });
+  return file;
 }

@@ -2,32 +2,13 @@
 // stops at pids.max, the host stays responsive), CPU (a busy loop under a
 // half-vCPU quota uses about half a CPU).
 import { readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  berthRuntime, removeRoot, bundleFor, cgroupDir, cli, exec, freshRoot, hostIsCgroupV1, leftovers, runBundle, waitForStatus,
-  type Runtime,
+  cgroupDir, cli, exec, hostIsCgroupV1, leftovers, runBundle, waitForStatus, berthRuntimeForFile,
 } from './fixture.ts';
 
-let rt: Runtime;
-const disposers: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  rt = berthRuntime(await freshRoot('limits'));
-});
-
-afterEach(async () => {
-  for (const d of disposers.splice(0)) await d();
-});
-
-afterAll(async () => {
-  await removeRoot(rt.root);
-});
-
-async function bundle(options: Parameters<typeof bundleFor>[0]) {
-  const b = await bundleFor(options);
-  disposers.push(() => b.dispose([rt]));
-  return b;
-}
+const runtime = berthRuntimeForFile('limits');
+const bundle = runtime.bundle;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,14 +17,14 @@ describe.runIf(hostIsCgroupV1())('limits (cgroup v1 / hybrid host)', () => {
     const limit = 32 * 1024 * 1024;
     // dd as pid 1 allocates a 64 MiB buffer and fills it: twice the limit.
     const b = await bundle({ args: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'], memoryBytes: limit });
-    const r = await runBundle(rt, b);
+    const r = await runBundle(runtime.rt, b);
     expect(r.code).toBe(137);
-    expect(leftovers(b, rt)).toEqual([]);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 
   it('a process under the memory limit is not touched', async () => {
     const b = await bundle({ args: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=8M', 'count=4'], memoryBytes: 32 * 1024 * 1024 });
-    expect((await runBundle(rt, b)).code).toBe(0);
+    expect((await runBundle(runtime.rt, b)).code).toBe(0);
   });
 
   it('a fork bomb stops at pids.max and the host stays responsive', async () => {
@@ -52,7 +33,7 @@ describe.runIf(hostIsCgroupV1())('limits (cgroup v1 / hybrid host)', () => {
       args: ['sh', '-c', 'bomb() { bomb | bomb & }; bomb; sleep 30'],
       pidsLimit: limit,
     });
-    expect((await cli(rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+    expect((await cli(runtime.rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
     const dir = cgroupDir(b.cgroupsPath, 'pids');
     let peak = 0;
     let slowest = 0;
@@ -69,14 +50,14 @@ describe.runIf(hostIsCgroupV1())('limits (cgroup v1 / hybrid host)', () => {
     expect(peak).toBeGreaterThan(limit / 2);
     expect(Number(/max (\d+)/.exec(events)?.[1])).toBeGreaterThan(0); // forks were refused
     expect(slowest).toBeLessThan(1000);
-    expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
-    expect(leftovers(b, rt)).toEqual([]);
+    expect((await cli(runtime.rt, ['delete', '--force', b.id])).code).toBe(0);
+    expect(leftovers(b, runtime.rt)).toEqual([]);
   });
 
   it('a busy loop under a 0.5 vCPU quota uses at most ~0.55 of a CPU', async () => {
     const b = await bundle({ args: ['sh', '-c', 'while :; do :; done'], cpuUnits: 512 });
-    expect((await cli(rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
-    await waitForStatus(rt, b.id, 'running');
+    expect((await cli(runtime.rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+    await waitForStatus(runtime.rt, b.id, 'running');
     const usage = () => Number(readFileSync(`${cgroupDir(b.cgroupsPath, 'cpuacct')}/cpuacct.usage`, 'utf8'));
     await sleep(300);
     const u0 = usage();
@@ -90,6 +71,6 @@ describe.runIf(hostIsCgroupV1())('limits (cgroup v1 / hybrid host)', () => {
     expect(used).toBeGreaterThan(0); // it did run
     // On a busy host the loop may never reach its quota; when it does, the kernel throttled it.
     if (share >= 0.45) expect(Number(throttled)).toBeGreaterThan(0);
-    expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
+    expect((await cli(runtime.rt, ['delete', '--force', b.id])).code).toBe(0);
   });
 });
