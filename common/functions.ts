@@ -88,6 +88,7 @@ interface SlotScripts {
   slotRequestInstance(live: string, ready: string, waiters: string, max: number, concurrency: number, id: string, now: number): Promise<number>;
   slotRegisterInstance(live: string, ready: string, inflight: string, instances: string, id: string, route: string, channel: string, message: string): Promise<number>;
   slotDrainInstance(live: string, ready: string, inflight: string, draining: string, id: string, onlyIdle: '0' | '1'): Promise<number>;
+  slotAddInstances(live: string, cap: number, ...ids: string[]): Promise<string[]>;
 }
 
 const scripts = (redis: BerthRedis) => redis as unknown as SlotScripts;
@@ -207,12 +208,16 @@ export async function createInstanceTasks(
   await place(ids);
 }
 
-/** Adds instances to the live set and creates them (the autoscaler's path; the gateway's goes through requestInstance). */
-export async function addInstances(redis: BerthRedis, place: (taskIds: string[]) => Promise<void>, fn: FunctionRecord, count: number): Promise<string[]> {
-  const ids = Array.from({ length: count }, newInstanceId);
-  if (ids.length === 0) return ids;
-  await redis.sadd(keys.fnLive(fn.tenant, fn.name), ...ids);
-  await createInstanceTasks(redis, place, fn, ids);
+/**
+ * Adds up to `count` instances to the live set, never past `cap`, and creates
+ * them (the autoscaler's path; the gateway's goes through requestInstance).
+ */
+export async function addInstances(
+  redis: BerthRedis, place: (taskIds: string[]) => Promise<void>, fn: FunctionRecord, count: number, cap: number,
+): Promise<string[]> {
+  if (count <= 0) return [];
+  const ids = await scripts(redis).slotAddInstances(keys.fnLive(fn.tenant, fn.name), cap, ...Array.from({ length: count }, newInstanceId));
+  if (ids.length > 0) await createInstanceTasks(redis, place, fn, ids);
   return ids;
 }
 

@@ -162,7 +162,8 @@ export function startAutoscaler(deps: { redis: BerthRedis; logger: Logger; nodeQ
     const target = Math.min(fn.config.maxInstances, Math.max(want.desired, old.length));
 
     if (current.length < target) {
-      const added = await addInstances(redis, place, fn, target - current.length);
+      // Old-version instances may stay beyond the maximum until the new ones are ready (a surge).
+      const added = await addInstances(redis, place, fn, target - current.length, fn.config.maxInstances + old.length);
       logger.info({ function: key, version: fn.version, added: added.length, target, demand }, 'function scaled up');
     }
     // Old versions leave once enough of the new one is ready.
