@@ -37,5 +37,7 @@ struct cgroup_hierarchy *cgroup_find_v2 (struct cgroup *cg);
 int cgroup_write (const char *dir, const char *file, const char *value, berth_error_t *err);
 bool cgroup_has_file (const char *dir, const char *file);
 int cgroup_write_pid (const char *dir, pid_t pid, berth_error_t *err);
+/* Whether dir/file (memory.oom_control on v1, memory.events on v2) counts an OOM kill. */
+bool cgroup_oom_counted (const char *dir, const char *file);
 
 #endif

@@ -230,21 +230,7 @@ static bool
 v1_oom_killed (struct cgroup *cg)
 {
   struct cgroup_hierarchy *h = cgroup_find_v1 (cg, "memory");
-  cleanup_free char *path = NULL;
-  cleanup_free char *text = NULL;
-  berth_error_t err = NULL;
-  const char *p;
-
-  if (h == NULL)
-    return false;
-  path = xasprintf ("%s/memory.oom_control", h->dir);
-  if (read_file_at (AT_FDCWD, path, &text, NULL, &err) < 0)
-    {
-      berth_error_release (&err);
-      return false;
-    }
-  p = strstr (text, "oom_kill ");
-  return p && atoi (p + 9) > 0;
+  return h != NULL && cgroup_oom_counted (h->dir, "memory.oom_control");
 }
 
 const struct cgroup_ops cgroup_ops_v1 = {

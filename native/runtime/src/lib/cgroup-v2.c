@@ -173,17 +173,7 @@ v2_procs_dir (struct cgroup *cg)
 static bool
 v2_oom_killed (struct cgroup *cg)
 {
-  cleanup_free char *path = xasprintf ("%s/memory.events", cgroup_find_v2 (cg)->dir);
-  cleanup_free char *text = NULL;
-  berth_error_t err = NULL;
-  const char *p;
-  if (read_file_at (AT_FDCWD, path, &text, NULL, &err) < 0)
-    {
-      berth_error_release (&err);
-      return false;
-    }
-  p = strstr (text, "oom_kill ");
-  return p && atoi (p + 9) > 0;
+  return cgroup_oom_counted (cgroup_find_v2 (cg)->dir, "memory.events");
 }
 
 const struct cgroup_ops cgroup_ops_v2 = {

@@ -392,3 +392,20 @@ cgroup_oom_killed (struct cgroup *cg)
 {
   return cg->ops->oom_killed (cg);
 }
+
+bool
+cgroup_oom_counted (const char *dir, const char *file)
+{
+  cleanup_free char *path = xasprintf ("%s/%s", dir, file);
+  cleanup_free char *text = NULL;
+  berth_error_t err = NULL;
+  const char *p;
+
+  if (read_file_at (AT_FDCWD, path, &text, NULL, &err) < 0)
+    {
+      berth_error_release (&err);
+      return false;
+    }
+  p = strstr (text, "oom_kill ");
+  return p && atoi (p + 9) > 0;
+}
