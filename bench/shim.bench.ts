@@ -99,9 +99,16 @@ async function berthShimLogMs(): Promise<number> {
   }
 }
 
-/** conmon: the same container and measure (its log is the CRI text format, unrotated). */
-async function conmonLogMs(): Promise<number> {
-  const b = await makeBundle({ args: LOGGER });
+/**
+ * conmon running `runc create` for a bundle with these args (detached by
+ * default), then `runc start`, as podman does. `pollMs` paces the waits.
+ */
+async function underConmon<T>(
+  args: string[],
+  measure: (c: { b: TestBundle; root: string; exitDir: string; conmonPid: number; startedNs: bigint }) => Promise<T>,
+  pollMs?: number,
+): Promise<T> {
+  const b = await makeBundle({ args });
   const root = path.join(b.scratch, 'root');
   const exitDir = path.join(b.scratch, 'exit');
   const conmonPidFile = path.join(b.scratch, 'conmon.pid');
@@ -110,16 +117,25 @@ async function conmonLogMs(): Promise<number> {
   await mkdir(path.join(b.scratch, 'sockets'), { recursive: true });
   let conmonPid: number | undefined;
   try {
-    const t0 = process.hrtime.bigint();
+    const startedNs = process.hrtime.bigint();
     execFileSync(CONMON, conmonArgs(b, root, exitDir, conmonPidFile, containerPidFile), { stdio: 'pipe' });
-    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file'));
-    await waitFor(() => readIfExists(containerPidFile), 'container pid file');
+    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file', 10_000, pollMs));
+    await waitFor(() => readIfExists(containerPidFile), 'container pid file', 10_000, pollMs);
     execFileSync(RUNC, ['--root', root, 'start', b.id], { stdio: 'pipe' });
-    await waitFor(async () => ((await readdir(exitDir)).length > 0 ? true : undefined), 'conmon exit file', 120_000);
-    return Number(process.hrtime.bigint() - t0) / 1e6;
+    return await measure({ b, root, exitDir, conmonPid, startedNs });
   } finally {
     await teardown(b, root, [conmonPid]);
   }
+}
+
+const exited = (exitDir: string) => async () => ((await readdir(exitDir)).length > 0 ? true : undefined);
+
+/** conmon: the same container and measure (its log is the CRI text format, unrotated). */
+function conmonLogMs(): Promise<number> {
+  return underConmon(LOGGER, async ({ exitDir, startedNs }) => {
+    await waitFor(exited(exitDir), 'conmon exit file', 120_000);
+    return Number(process.hrtime.bigint() - startedNs) / 1e6;
+  });
 }
 
 function conmonArgs(b: TestBundle, root: string, exitDir: string, conmonPidFile: string, containerPidFile: string): string[] {
@@ -160,31 +176,16 @@ async function berthShimRss(): Promise<number> {
   }
 }
 
-/** conmon: it runs `runc create` (detached by default); we `runc start`, as podman does. */
-async function conmonRss(): Promise<number> {
-  const b = await makeBundle({ args: ['sleep', '1000'] });
-  const root = path.join(b.scratch, 'root');
-  const exitDir = path.join(b.scratch, 'exit');
-  const conmonPidFile = path.join(b.scratch, 'conmon.pid');
-  const containerPidFile = path.join(b.scratch, 'container.pid');
-  await mkdir(exitDir, { recursive: true });
-  await mkdir(path.join(b.scratch, 'sockets'), { recursive: true });
-  let conmonPid: number | undefined;
-  try {
-    const t0 = process.hrtime.bigint();
-    execFileSync(CONMON, conmonArgs(b, root, exitDir, conmonPidFile, containerPidFile), { stdio: 'pipe' });
-    conmonPid = Number(await waitFor(() => readIfExists(conmonPidFile).then((t) => (t?.trim() ? t : undefined)), 'conmon pid file', 10_000, 2));
-    await waitFor(() => readIfExists(containerPidFile), 'container pid file', 10_000, 2);
-    execFileSync(RUNC, ['--root', root, 'start', b.id], { stdio: 'pipe' });
-    startMs.reference.push(Number(process.hrtime.bigint() - t0) / 1e6);
+/** conmon's idle RSS while it monitors a `sleep`. */
+function conmonRss(): Promise<number> {
+  return underConmon(['sleep', '1000'], async ({ b, root, exitDir, conmonPid, startedNs }) => {
+    startMs.reference.push(Number(process.hrtime.bigint() - startedNs) / 1e6);
     await sleep(SETTLE_MS);
     const rss = await rssKiB(conmonPid);
     spawnSync(RUNC, ['--root', root, 'kill', b.id, 'KILL'], { stdio: 'ignore' });
-    await waitFor(async () => ((await readdir(exitDir)).length > 0 ? true : undefined), 'conmon exit file');
+    await waitFor(exited(exitDir), 'conmon exit file');
     return rss;
-  } finally {
-    await teardown(b, root, [conmonPid]);
-  }
+  }, 2);
 }
 
 const bench: Benchmark = async () => {
