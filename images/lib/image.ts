@@ -1,7 +1,7 @@
 // Images and indexes: a config, a manifest (OCI or Docker schema 2) and the
 // layer blobs; an index (OCI) or manifest list (Docker) over several images.
 import { createHash } from 'node:crypto';
-import { mediaTypes as mt } from '../../node-agent/src/image/index.ts';
+import { mediaTypes as mt, type ImageConfig } from '../../node-agent/src/image/index.ts';
 import { buildLayer, type BuiltLayer, type Compression, type FileSpec, type LayerSpec } from './layer.ts';
 
 export interface Platform {
@@ -24,17 +24,8 @@ export interface ImageConfigInput {
   StopSignal?: string;
 }
 
-/** The same fields in the agent's spelling (ImageConfig), accepted too. */
-export interface ImageConfigAliases {
-  entrypoint?: string[];
-  cmd?: string[];
-  env?: string[];
-  workingDir?: string;
-  user?: string;
-  exposedPorts?: string[];
-  volumes?: string[];
-  labels?: Record<string, string>;
-}
+/** The same fields in the agent's spelling (its ImageConfig), accepted too. */
+export type ImageConfigAliases = ImageConfig & { labels?: Record<string, string> };
 
 /**
  * A layer: a LayerSpec, a host directory's path, or a bare map of paths to
