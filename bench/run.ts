@@ -1,6 +1,8 @@
 // Runs every bench/*.bench.ts (or those named on the command line) and writes
-// bench/results/latest.json and bench/results/latest.md.
-import { readdir, writeFile, mkdir } from 'node:fs/promises';
+// bench/results/latest.json and bench/results/latest.md. When only some are
+// named, their figures replace the same figures of the previous results and
+// the others are kept, so one benchmark can be rerun on its own.
+import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { machineDescription, type Benchmark, type Figure } from './lib.ts';
@@ -32,11 +34,29 @@ async function main(): Promise<void> {
     }
   }
   await mkdir(resultsDir, { recursive: true });
-  await writeFile(path.join(resultsDir, 'latest.json'), JSON.stringify(figures, null, 2) + '\n');
-  const table = toMarkdown(figures, machine, date);
+  const all = wanted.length === 0 ? figures : mergeFigures(await previousFigures(), figures);
+  await writeFile(path.join(resultsDir, 'latest.json'), JSON.stringify(all, null, 2) + '\n');
+  const table = toMarkdown(all, machine, date);
   await writeFile(path.join(resultsDir, 'latest.md'), table);
   process.stdout.write(table);
   if (failed) process.exitCode = 1;
+}
+
+async function previousFigures(): Promise<Figure[]> {
+  try {
+    return JSON.parse(await readFile(path.join(resultsDir, 'latest.json'), 'utf8')) as Figure[];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** The previous figures in their order, each replaced by its fresh measurement; new ones at the end. */
+function mergeFigures(previous: Figure[], fresh: Figure[]): Figure[] {
+  const byName = new Map(fresh.map((f) => [f.figure, f]));
+  const merged = previous.map((f) => byName.get(f.figure) ?? f);
+  const known = new Set(previous.map((f) => f.figure));
+  return [...merged, ...fresh.filter((f) => !known.has(f.figure))];
 }
 
 function round(n: number): number {
