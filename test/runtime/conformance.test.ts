@@ -71,7 +71,24 @@ function capMask(names: string[]): string {
 
 type Facts = Record<string, string>;
 let probeSeccomp = false;
-const results: Record<string, { probe: Facts; user: Facts; seccomp: Facts; seccompOut: string; seccompArgs: Facts }> = {};
+const results: Record<string, { probe: Facts; user: Facts; seccomp: Facts; seccompOut: string; seccompArgs: Facts; exec: Facts }> = {};
+
+/** What a process exec'd into a running container sees, next to what its init sees. */
+const EXEC_PROBE = String.raw`
+echo "pid_is_1=$([ $$ = 1 ] && echo yes || echo no)"
+echo "uid=$(id -u)"; echo "groups=$(id -G)"
+for k in CapPrm CapEff CapBnd NoNewPrivs Seccomp; do echo "$k=$(grep "^$k:" /proc/self/status | cut -f2)"; echo "init_$k=$(grep "^$k:" /proc/1/status | cut -f2)"; done
+for n in net ipc uts mnt pid cgroup; do echo "same_ns_$n=$([ "$(readlink /proc/self/ns/$n)" = "$(readlink /proc/1/ns/$n)" ] && echo yes || echo no)"; done
+echo "cgroup_self=$(grep -v '^0::' /proc/self/cgroup | cut -d: -f3 | sort -u | tr '
+' ',')"
+echo "cg_pids_current=$(cat /sys/fs/cgroup/pids/pids.current)"
+echo "nofile=$(ulimit -n)"
+echo "env_added=$ADDED"; echo "env_kept=$KEPT"; echo "env_replaced=$REPLACED"
+echo "cwd=$(pwd)"; echo "hostname=$(hostname)"
+echo "fds=$(ls /proc/self/fd | sort -n | tr '
+' ',')"
+exit 7
+`;
 const hostNs = Object.fromEntries(
   ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup', 'user'].map((n) => [n, readlinkSync(`/proc/self/ns/${n}`)]),
 );
@@ -83,7 +100,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
   describe(name, () => {
     beforeAll(async () => {
       rt = make(await freshRoot(`conformance-${name}`));
-      results[name] = { probe: {}, user: {}, seccomp: {}, seccompOut: '', seccompArgs: {} };
+      results[name] = { probe: {}, user: {}, seccomp: {}, seccompOut: '', seccompArgs: {}, exec: {} };
     });
     afterAll(async () => {
       await removeRoot(rt.root);
@@ -329,6 +346,73 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       }
     });
 
+    it('exec runs a process as the init was made: namespaces, cgroup, user, capabilities, seccomp', async () => {
+      const b = await bundleFor({
+        args: ['sleep', '30'], pidsLimit: PIDS, hostname: 'exec-host',
+        env: ['PATH=/bin', 'KEPT=from-config', 'REPLACED=old'],
+        user: { uid: 1000, gid: 1000, additionalGids: [10] },
+        rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1000, hard: 2000 }],
+      });
+      try {
+        expect((await cli(rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+        await waitForStatus(rt, b.id, 'running');
+        const r = await cli(rt, ['exec', '--env', 'ADDED=yes', '--env', 'REPLACED=new', '--cwd', '/tmp', b.id, 'sh', '-c', EXEC_PROBE]);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(7);
+        const f = keyValues(r.stdout);
+        results[name]!.exec = f;
+        expect([f.pid_is_1, f.uid, f.groups, f.hostname, f.cwd, f.nofile]).toEqual(['no', '1000', '1000 10', 'exec-host', '/tmp', '1000']);
+        for (const k of ['CapPrm', 'CapEff', 'CapBnd', 'NoNewPrivs', 'Seccomp']) expect(f[k], k).toBe(f[`init_${k}`]);
+        for (const ns of ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup']) expect(f[`same_ns_${ns}`], ns).toBe('yes');
+        if (hostIsCgroupV1()) {
+          expect(f.cgroup_self).toBe('/,');
+          expect(Number(f.cg_pids_current)).toBeGreaterThanOrEqual(3); // sleep, sh and the subshell counting
+        }
+        expect([f.env_added, f.env_kept, f.env_replaced]).toEqual(['yes', 'from-config', 'new']);
+        expect(f.fds).toBe('0,1,2,3,');
+        // Nothing of the exec stays in the container's cgroup.
+        if (hostIsCgroupV1()) expect(readFileSync(`${cgroupDir(b.cgroupsPath, 'pids')}/cgroup.procs`, 'utf8').trim().split('\n')).toHaveLength(1);
+
+        const missing = await cli(rt, ['exec', b.id, 'no-such-program']);
+        expect(missing.code).not.toBe(0);
+        expect(missing.stderr).toMatch(/no-such-program/);
+        expect((await cli(rt, ['exec', 'no-such-container', 'true'])).code).not.toBe(0);
+        expect((await cli(rt, ['kill', b.id, 'KILL'])).code).toBe(0);
+        await waitForStatus(rt, b.id, 'stopped');
+        const stopped = await cli(rt, ['exec', b.id, 'true']);
+        expect(stopped.code).not.toBe(0);
+        expect(stopped.stderr).toMatch(/stopped|not running/);
+        expect((await cli(rt, ['delete', b.id])).code).toBe(0);
+        expect(leftovers(b, rt)).toEqual([]);
+      } finally {
+        await b.dispose([rt]);
+      }
+    });
+
+    it('exec joins a container with its own user namespace', async () => {
+      const b = await bundleFor({
+        args: ['sleep', '30'],
+        transform: (spec) => {
+          spec.linux.namespaces.push({ type: 'user' });
+          spec.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+          spec.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+        },
+      });
+      try {
+        chmodSync(path.dirname(b.bundle), 0o755);
+        expect((await cli(rt, ['run', '--detach', '--bundle', b.bundle, b.id], { detached: true })).code).toBe(0);
+        await waitForStatus(rt, b.id, 'running');
+        const r = await cli(rt, ['exec', b.id, 'sh', '-c', 'echo "uid=$(id -u)"; echo "map=$(cat /proc/self/uid_map | tr -s " ")"; echo "same_user_ns=$([ "$(readlink /proc/self/ns/user)" = "$(readlink /proc/1/ns/user)" ] && echo yes)"']);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(keyValues(r.stdout)).toEqual({ uid: '0', map: '0 200000 65536', same_user_ns: 'yes' });
+        expect((await cli(rt, ['delete', '--force', b.id])).code).toBe(0);
+        expect(leftovers(b, rt)).toEqual([]);
+      } finally {
+        await b.dispose([rt]);
+      }
+    });
+
     it('run returns 128+signal when the container is killed', async () => {
       const b = await bundleFor({ args: ['sleep', '30'] });
       try {
@@ -373,6 +457,10 @@ describe('berth-runtime and runc see the same container', () => {
     for (const key of ['uid', 'gid', 'groups', 'root_write', 'cwd', 'CapEff', 'CapInh', 'home', 'umask']) {
       expect(results['berth-runtime']!.user[key], key).toBe(results.runc!.user[key]);
     }
+  });
+  it('exec', () => {
+    if (!results['berth-runtime']!.exec.uid || !results.runc!.exec.uid) throw new Error('an exec probe did not run');
+    expect(results['berth-runtime']!.exec).toEqual(results.runc!.exec);
   });
   it('seccomp', () => {
     expect(results['berth-runtime']!.seccomp).toEqual(results.runc!.seccomp);

@@ -18,6 +18,7 @@ static const struct
 } verbs[] = {
   { "create", verb_create }, { "start", verb_start }, { "state", verb_state },
   { "kill", verb_kill },     { "delete", verb_delete }, { "run", verb_run },
+  { "exec", verb_exec },
 };
 
 static void
@@ -30,7 +31,8 @@ usage (FILE *f)
          "  state ID\n"
          "  kill [--all] ID [SIGNAL]\n"
          "  delete [--force] ID\n"
-         "  run [--bundle DIR] [--pid-file FILE] [--detach] ID\n",
+         "  run [--bundle DIR] [--pid-file FILE] [--detach] ID\n"
+         "  exec [--env NAME=VALUE]... [--cwd DIR] ID COMMAND [ARG...]\n",
          f);
 }
 

@@ -19,6 +19,9 @@ int verb_delete (struct global_args *g, int argc, char **argv, berth_error_t *er
 /* Returns the container's exit status (>= 0) on success. */
 int verb_run (struct global_args *g, int argc, char **argv, berth_error_t *err);
 
+/* Returns the process's exit status (>= 0) on success. */
+int verb_exec (struct global_args *g, int argc, char **argv, berth_error_t *err);
+
 /* Shared by create and run. */
 struct create_options;
 int parse_create_args (const char *verb, struct global_args *g, int argc, char **argv, struct create_options *o,

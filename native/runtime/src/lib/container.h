@@ -26,4 +26,19 @@ int container_state (const char *root, const char *id, FILE *out, berth_error_t 
 int container_kill (const char *root, const char *id, int sig, bool all, berth_error_t *err);
 int container_delete (const char *root, const char *id, bool force, berth_error_t *err);
 
+struct exec_options
+{
+  const char *root;
+  const char *id;
+  char *const *args; /* the command */
+  size_t n_args;
+  char *const *env;  /* NAME=VALUE, added to (or replacing in) the container's env */
+  size_t n_env;
+  const char *cwd;   /* NULL: the container's */
+};
+
+/* Runs a process in a running container and waits for it; *status is its exit
+ * code (128+signal if killed). */
+int container_exec (const struct exec_options *o, int *status, berth_error_t *err);
+
 #endif

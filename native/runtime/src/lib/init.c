@@ -47,7 +47,7 @@ env_get (char **env, size_t n, const char *name)
 
 /* args[0] looked up in the container's PATH, checked before `start` so a bad
  * command fails `create` (as runc does). */
-static int
+int
 find_executable (const struct spec *s, char **out, berth_error_t *err)
 {
   const char *name = s->args[0];
@@ -97,7 +97,7 @@ join_namespaces (const struct spec *s, berth_error_t *err)
   return 0;
 }
 
-static int
+int
 set_rlimits (const struct spec *s, berth_error_t *err)
 {
   for (size_t i = 0; i < s->n_rlimits; i++)
@@ -110,7 +110,7 @@ set_rlimits (const struct spec *s, berth_error_t *err)
   return 0;
 }
 
-static int
+int
 change_user (const struct spec *s, berth_error_t *err)
 {
   struct spec_caps none = { 0 };
@@ -133,7 +133,7 @@ change_user (const struct spec *s, berth_error_t *err)
 
 /* CVE-2024-21626: the cwd must be inside the new root, never reached through a
  * leaked fd (/proc/self/fd/N). */
-static int
+int
 enter_cwd (const struct spec *s, berth_error_t *err)
 {
   char buf[4096];
@@ -147,7 +147,7 @@ enter_cwd (const struct spec *s, berth_error_t *err)
   return 0;
 }
 
-static char **
+char **
 build_env (const struct spec *s)
 {
   char **env = xmalloc0 ((s->n_env + 2) * sizeof (char *));

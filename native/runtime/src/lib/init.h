@@ -20,4 +20,13 @@ struct init_config
 
 __attribute__ ((noreturn)) void container_init (struct init_config *c);
 
+/* Steps of the init that `exec` repeats for a process joining a running container. */
+int enter_cwd (const struct spec *s, berth_error_t *err);
+int find_executable (const struct spec *s, char **out, berth_error_t *err);
+int set_rlimits (const struct spec *s, berth_error_t *err);
+/* Drops to the process's user and capabilities. */
+int change_user (const struct spec *s, berth_error_t *err);
+/* The process's env, with HOME from the container's /etc/passwd when unset. */
+char **build_env (const struct spec *s);
+
 #endif
