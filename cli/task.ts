@@ -24,6 +24,7 @@ export function describeTask(t: Task): string {
     ['Task', t.taskId],
     ['Definition', t.taskDefinition],
     ['Status', t.lastStatus],
+    ['Health', t.healthStatus],
     ['Desired', t.desiredStatus],
     ['Node', t.nodeId],
     ['Address', t.ipAddress],

@@ -1,5 +1,6 @@
 // Redis connections and Berth's Lua scripts, loaded from common/lua/*.lua.
 // A script file is named <name>-<number of keys>.lua, as BullMQ names its own.
+import type { HealthStatus } from './types.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,7 @@ export interface BerthScripts {
     nodeId: string, cpu: number, memory: number, taskId: string, distinct: '0' | '1'): Promise<number>;
   transitionTask(taskKey: string, nodeKey: string, nodeTasksKey: string, groupNodesKey: string,
     nodeId: string, status: string, taskId: string, ...fields: string[]): Promise<number>;
+  setTaskHealth(taskKey: string, status: HealthStatus): Promise<number>;
 }
 
 export type BerthRedis = Redis & BerthScripts;

@@ -2,7 +2,7 @@
 // through its lifecycle (common/lua/transition-task-3.lua).
 import { keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
-import type { Task, TaskRecord, TaskStatus } from './types.ts';
+import type { HealthStatus, Task, TaskRecord, TaskStatus } from './types.ts';
 
 const JSON_FIELDS = new Set(['spec', 'tags', 'placementStrategy', 'placementConstraints']);
 const NUMBER_FIELDS = new Set(['revision', 'exitCode']);
@@ -67,6 +67,11 @@ export async function transitionTask(
   throw new Error(`task ${taskId}: its node kept changing during a transition to ${status}`);
 }
 
+/** Records what the node's health checks found; a task that is not RUNNING keeps what it had. */
+export async function recordTaskHealth(redis: BerthRedis, taskId: string, status: HealthStatus): Promise<boolean> {
+  return (await redis.setTaskHealth(keys.task(taskId), status)) === 1;
+}
+
 export function taskGroup(task: Pick<TaskRecord, 'group' | 'family'>): string {
   return task.group ?? `family:${task.family}`;
 }
@@ -97,5 +102,6 @@ export function toApiTask(r: TaskRecord): Task {
     stoppedReason: r.stoppedReason,
     startedBy: r.startedBy,
     tags: r.tags,
+    ...(r.spec.healthCheck ? { healthStatus: r.healthStatus ?? 'UNKNOWN' } : {}),
   };
 }

@@ -10,6 +10,8 @@ export type TaskStatus = Schemas['TaskStatus'];
 export type StopCode = NonNullable<Task['stopCode']>;
 export type RunTaskInput = Schemas['RunTaskInput'];
 export type LogEvent = Schemas['LogEvent'];
+export type HealthCheck = Schemas['HealthCheck'];
+export type HealthStatus = NonNullable<Task['healthStatus']>;
 
 /** Task lifecycle order; a task only ever moves forward through it. */
 export const TASK_STATUS_ORDER: readonly TaskStatus[] = ['PROVISIONING', 'PENDING', 'RUNNING', 'STOPPING', 'STOPPED'];
@@ -20,7 +22,7 @@ export const TASK_STATUS_ORDER: readonly TaskStatus[] = ['PROVISIONING', 'PENDIN
  */
 export type TaskContainerSpec =
   Pick<TaskDefinitionInput, 'image' | 'command' | 'entryPoint' | 'workingDirectory' | 'user' | 'repositoryCredentials'
-    | 'tmpfs' | 'volumes' | 'mountPoints'>
+    | 'tmpfs' | 'volumes' | 'mountPoints' | 'healthCheck'>
   & Required<Pick<TaskDefinitionInput, 'environment' | 'cpu' | 'memory' | 'pidsLimit' | 'ulimits' | 'portMappings'
     | 'networkMode' | 'readonlyRootFilesystem' | 'stopTimeout'>>;
 
@@ -30,7 +32,7 @@ export type TaskContainerSpec =
  */
 export interface TaskRecord extends Pick<Task, 'taskId' | 'family' | 'revision' | 'lastStatus' | 'desiredStatus' | 'nodeId'
   | 'createdAt' | 'pullStartedAt' | 'pullStoppedAt' | 'startedAt' | 'stoppingAt' | 'stoppedAt' | 'exitCode' | 'stopCode'
-  | 'stoppedReason' | 'startedBy' | 'imageDigest' | 'ipAddress' | 'tags'> {
+  | 'stoppedReason' | 'startedBy' | 'imageDigest' | 'ipAddress' | 'tags' | 'healthStatus'> {
   tenant: string;
   spec: TaskContainerSpec;
   /** Tasks of one group are spread and kept apart together; `family:<family>` by default. */

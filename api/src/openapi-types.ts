@@ -613,7 +613,9 @@ export interface components {
              */
             protocol: "tcp" | "udp";
         };
+        /** @description Run inside the task's container by its node every `interval` seconds (as Docker and ECS do), with the container's user, limits and namespaces. Exit 0 is healthy; anything else, or running longer than `timeout`, is a failure. `retries` failures in a row make the task UNHEALTHY; failures during `startPeriod` do not count. */
         HealthCheck: {
+            /** @description `["CMD-SHELL", "curl -f http://localhost/ || exit 1"]` runs the string with /bin/sh -c; `["CMD", "/bin/check", "arg"]` and a plain `["/bin/check", "arg"]` run the program directly. */
             command: string[];
             /** @default 30 */
             interval: number;
@@ -789,6 +791,11 @@ export interface components {
             stopCode?: "TaskFailedToStart" | "EssentialContainerExited" | "UserInitiated" | "NodeLost";
             stoppedReason?: string;
             startedBy?: string;
+            /**
+             * @description Present when the task's definition has a health check; UNKNOWN until the first check decides
+             * @enum {string}
+             */
+            healthStatus?: "UNKNOWN" | "HEALTHY" | "UNHEALTHY";
             tags?: components["schemas"]["Tag"][];
             placementStrategy?: components["schemas"]["PlacementStrategy"];
             placementConstraints?: components["schemas"]["PlacementConstraint"][];

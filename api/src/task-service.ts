@@ -102,7 +102,7 @@ export async function buildSpec(redis: BerthRedis, tenant: string, def: StoredTa
   for (const s of refs) env.set(s.name, values.get(s.valueFrom)!);
   for (const e of o.environment ?? []) env.set(e.name, e.value);
 
-  const spec: TaskContainerSpec & { healthCheck?: StoredTaskDefinition['healthCheck'] } = {
+  const spec: TaskContainerSpec = {
     image: def.image,
     environment: [...env].map(([name, value]) => ({ name, value })),
     cpu,

@@ -14,6 +14,7 @@ import { buildSpec, type NetworkNamespace } from './bundle/spec.ts';
 import type { ImageService } from './image/index.ts';
 import type { NetworkManager, TaskNetwork } from './network/index.ts';
 import type { StatsCollector } from './stats/index.ts';
+import { HealthChecker } from './health.ts';
 import { LogShipper } from './log-shipper.ts';
 import { processArgs, processEnv, resolveUser } from './process-spec.ts';
 import { deleteContainer, launchShim, signalContainer, shimRequest, waitForExit, type ExitRecord } from './shim.ts';
@@ -73,8 +74,11 @@ export class TaskSupervisor {
   private readonly supervised = new Map<string, Promise<void>>();
   private readonly shippers = new Map<string, LogShipper>();
   private readonly killTimers = new Map<string, NodeJS.Timeout>();
+  private readonly health: HealthChecker;
 
-  constructor(private readonly d: SupervisorDeps) {}
+  constructor(private readonly d: SupervisorDeps) {
+    this.health = new HealthChecker(d);
+  }
 
   private paths(taskId: string): Paths {
     const dir = path.join(this.d.tasksDir, taskId);
@@ -203,6 +207,7 @@ export class TaskSupervisor {
       return;
     }
     await writeJson(p.stopRequest, { reason });
+    this.health.unwatch(taskId);
     await transitionTask(this.d.redis, taskId, 'STOPPING', { stoppingAt: new Date().toISOString() });
     if (!(await exists(p.started))) return; // starting: it checks desiredStatus once launched
     const meta = await readJson<TaskMeta>(p.meta);
@@ -230,6 +235,7 @@ export class TaskSupervisor {
     });
     const done = (async () => {
       await shipper.start();
+      void this.health.watch(taskId).catch((err: Error) => this.d.logger.warn({ taskId, err: err.message }, 'health checks not started'));
       const exit = await waitForExit(p.shimState);
       await this.finish(taskId, meta, exit);
     })()
@@ -243,6 +249,7 @@ export class TaskSupervisor {
 
   private async finish(taskId: string, meta: TaskMeta, exit: ExitRecord | null): Promise<void> {
     const p = this.paths(taskId);
+    this.health.unwatch(taskId);
     clearTimeout(this.killTimers.get(taskId));
     this.killTimers.delete(taskId);
     await this.shippers.get(taskId)?.finish();
@@ -325,6 +332,7 @@ export class TaskSupervisor {
   /** Stops following the containers without touching them (they outlive the agent). */
   detach(): void {
     for (const shipper of this.shippers.values()) shipper.stop();
+    this.health.stopAll();
     for (const timer of this.killTimers.values()) clearTimeout(timer);
   }
 
