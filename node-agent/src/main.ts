@@ -1,4 +1,5 @@
 // The node agent daemon: `tsx node-agent/src/main.ts`, configured from the environment.
+import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseAddr } from '../../common/config.ts';
 import { createLogger } from '../../common/log.ts';
@@ -18,6 +19,8 @@ const agent = await startAgent({
   logger,
   defaultRegistry: config.defaultRegistry,
   insecureRegistries: config.insecureRegistries,
+  capacity: capacityFromEnv(),
+  reservedMemory: positiveInt('BERTH_RESERVED_MEMORY', true),
   labels: parseLabels(process.env.BERTH_NODE_LABELS ?? ''),
   http: parseAddr(process.env.BERTH_AGENT_ADDR ?? '127.0.0.1:8081', 'BERTH_AGENT_ADDR'),
   advertise: process.env.BERTH_AGENT_ADVERTISE_ADDR || undefined,
@@ -30,6 +33,30 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     logger.info({ signal }, 'shutting down; containers keep running and are re-adopted on the next start');
     void agent.close().then(() => process.exit(0));
   });
+}
+
+/** An integer setting; a bad value stops the agent naming the variable (no silent default). */
+function positiveInt(name: string, zeroAllowed = false): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < (zeroAllowed ? 0 : 1)) {
+    logger.fatal(`${name}: expected a whole number${zeroAllowed ? '' : ' above 0'}, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** BERTH_NODE_CPU (units, 1024 a core) and BERTH_NODE_MEMORY (MiB): what this node offers, when not the whole host. */
+function capacityFromEnv(): { cpu: number; memory: number } | undefined {
+  const cpu = positiveInt('BERTH_NODE_CPU');
+  const memory = positiveInt('BERTH_NODE_MEMORY');
+  if (cpu === undefined && memory === undefined) return undefined;
+  const reserved = positiveInt('BERTH_RESERVED_MEMORY', true) ?? 256;
+  return {
+    cpu: cpu ?? os.cpus().length * 1024,
+    memory: memory ?? Math.max(0, Math.floor(os.totalmem() / 2 ** 20) - reserved),
+  };
 }
 
 function parseLabels(value: string): Record<string, string> {

@@ -1,9 +1,14 @@
 // What a user sees of a task's end through the agent: OOM kills, graceful and
 // forced stops, a command that does not exist, a user from the image.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { keys } from '../../common/keys.ts';
 import { startCluster, type TestCluster } from '../harness/cluster.ts';
 import { leftoverCgroups } from '../harness/host-cleanup.ts';
 
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let cluster: TestCluster;
 
 beforeAll(async () => {
@@ -96,4 +101,23 @@ it('refuses a mount point that climbs out of the root, before anything runs', as
   expect(stopped).toMatchObject({ stopCode: 'TaskFailedToStart' });
   expect(stopped.stoppedReason).toMatch(/tmpfs: "\/\.\.\/\.\.\/etc" climbs/);
   expect(leftoverCgroups([task])).toEqual([]);
+});
+
+it('offers what BERTH_NODE_CPU and BERTH_NODE_MEMORY say instead of the whole host', async () => {
+  const agent = await cluster.agent({ BERTH_NODE_CPU: '1536', BERTH_NODE_MEMORY: '700' });
+  try {
+    const node = await cluster.redis.hgetall(keys.node(agent.nodeId));
+    expect([node.cpuTotal, node.memoryTotal]).toEqual(['1536', '700']);
+  } finally {
+    await agent.kill('SIGTERM');
+  }
+});
+
+it('refuses a capacity setting that is not a whole number, naming it', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'node-agent/src/main.ts'], {
+    cwd: repo, encoding: 'utf8', timeout: 30_000,
+    env: { ...process.env, REDIS_URL: 'redis://127.0.0.1:1', BERTH_NODE_MEMORY: '4GB', LOG_LEVEL: 'info' },
+  });
+  expect(r.status).toBe(2);
+  expect(r.stdout + r.stderr).toContain('BERTH_NODE_MEMORY: expected a whole number above 0, got \\"4GB\\"');
 });
