@@ -8,6 +8,7 @@ import { loadConfig, parseAddr } from '../common/config.ts';
 import { startRedisServer, startRegistryServer, type Daemon } from '../common/daemons.ts';
 import { createLogger } from '../common/log.ts';
 import { connectRedis } from '../common/redis.ts';
+import { loadSecretBox } from '../common/secret-box.ts';
 import { buildApi, ensureAdminKey } from '../api/src/index.ts';
 import { startScheduler } from '../scheduler/src/index.ts';
 import { startAgent } from '../node-agent/src/index.ts';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
   const redis = connectRedis(redisUrl);
   closers.push(async () => { redis.disconnect(); });
   await ensureAdminKey(redis, config.stateDir);
+  const secretBox = await loadSecretBox(config.secretsKeyFile, { create: true });
 
   // The scheduler's and the agent's /healthz and /metrics: a free port each unless configured.
   const httpAddr = (name: string) => (process.env[name] ? parseAddr(process.env[name], name) : { host: '127.0.0.1', port: 0 });
@@ -78,10 +80,11 @@ async function main(): Promise<void> {
     netnsPool: process.env.BERTH_NETNS_POOL ? Number(process.env.BERTH_NETNS_POOL) : undefined,
     bridge: process.env.BERTH_BRIDGE || undefined,
     http: httpAddr('BERTH_AGENT_ADDR'),
+    secretBox,
   });
   closers.push(() => agent.close());
 
-  const api = await buildApi({ redis, logger: createLogger('api') });
+  const api = await buildApi({ redis, logger: createLogger('api'), secretBox });
   closers.push(() => api.close());
   await api.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
   const url = `http://${config.apiAddr.host}:${config.apiAddr.port}`;

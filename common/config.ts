@@ -16,6 +16,8 @@ export interface BerthConfig {
   nodeId: string;
   /** BERTH_INSECURE_REGISTRIES: comma-separated hosts allowed over plain HTTP (loopback always is). */
   insecureRegistries: string[];
+  /** BERTH_SECRETS_KEY_FILE: the cluster's key for secrets at rest; `<stateDir>/secrets.key` by default. */
+  secretsKeyFile: string;
 }
 
 export function parseAddr(value: string, name: string): { host: string; port: number } {
@@ -33,5 +35,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     defaultRegistry: env.BERTH_REGISTRY || undefined,
     nodeId: env.BERTH_NODE_ID ?? os.hostname(),
     insecureRegistries: (env.BERTH_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    secretsKeyFile: path.resolve(env.BERTH_SECRETS_KEY_FILE || path.join(env.BERTH_STATE_DIR ?? '.berth', 'secrets.key')),
   };
 }

@@ -1,7 +1,9 @@
-// The secret store: one Redis hash per tenant, name -> JSON { value, createdAt, updatedAt }.
-// Values leave this module only through resolveSecrets, for a task's environment.
+// The secret store: one Redis hash per tenant, name -> JSON { sealed, createdAt, updatedAt }.
+// Values are sealed (common/secret-box.ts) before they reach Redis and stay
+// sealed in task records; only the agent starting a task opens them.
 import { keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
+import type { SecretBox } from './secret-box.ts';
 
 export interface SecretMeta {
   name: string;
@@ -10,7 +12,10 @@ export interface SecretMeta {
 }
 
 interface StoredSecret {
-  value: string;
+  /** The value sealed under the cluster's key, bound to tenant and name. */
+  sealed?: string;
+  /** Written by Berth before secrets were sealed; sealed when next read. */
+  value?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -25,10 +30,10 @@ function parse(raw: string | null): StoredSecret | null {
 }
 
 /** Creates or replaces a secret; returns its metadata, never its value. */
-export async function putSecret(redis: BerthRedis, tenant: string, name: string, value: string): Promise<SecretMeta> {
+export async function putSecret(redis: BerthRedis, box: SecretBox, tenant: string, name: string, value: string): Promise<SecretMeta> {
   const now = new Date().toISOString();
   const previous = parse(await redis.hget(keys.secrets(tenant), name));
-  const stored: StoredSecret = { value, createdAt: previous?.createdAt ?? now, updatedAt: now };
+  const stored: StoredSecret = { sealed: box.seal(value, tenant, name), createdAt: previous?.createdAt ?? now, updatedAt: now };
   await redis.hset(keys.secrets(tenant), name, JSON.stringify(stored));
   return { name, createdAt: stored.createdAt, updatedAt: stored.updatedAt };
 }
@@ -51,15 +56,19 @@ export async function deleteSecret(redis: BerthRedis, tenant: string, name: stri
   return (await redis.hdel(keys.secrets(tenant), name)) === 1;
 }
 
-/** The values of the named secrets; names that do not exist are left out. */
-export async function resolveSecrets(redis: BerthRedis, tenant: string, names: string[]): Promise<Map<string, string>> {
+/**
+ * The sealed values of the named secrets, for a task's record; names that do
+ * not exist are left out. A value stored before sealing is sealed here.
+ */
+export async function sealedSecrets(redis: BerthRedis, box: SecretBox, tenant: string, names: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (names.length === 0) return out;
   const unique = [...new Set(names)];
   const raws = await redis.hmget(keys.secrets(tenant), ...unique);
   unique.forEach((name, i) => {
     const stored = parse(raws[i] ?? null);
-    if (stored) out.set(name, stored.value);
+    if (stored?.sealed) out.set(name, stored.sealed);
+    else if (stored?.value !== undefined) out.set(name, box.seal(stored.value, tenant, name));
   });
   return out;
 }

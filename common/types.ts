@@ -24,7 +24,18 @@ export type TaskContainerSpec =
   Pick<TaskDefinitionInput, 'image' | 'command' | 'entryPoint' | 'workingDirectory' | 'user' | 'repositoryCredentials'
     | 'tmpfs' | 'volumes' | 'mountPoints' | 'healthCheck'>
   & Required<Pick<TaskDefinitionInput, 'environment' | 'cpu' | 'memory' | 'pidsLimit' | 'ulimits' | 'portMappings'
-    | 'networkMode' | 'readonlyRootFilesystem' | 'stopTimeout'>>;
+    | 'networkMode' | 'readonlyRootFilesystem' | 'stopTimeout'>>
+  & {
+    /** Environment variables from the tenant's secrets, sealed (common/secret-box.ts); the agent opens them. */
+    sealedSecrets?: SealedSecretVariable[];
+  };
+
+/** One secret environment variable of a task: `secret` names the tenant's secret it was sealed as. */
+export interface SealedSecretVariable {
+  name: string;
+  secret: string;
+  sealed: string;
+}
 
 /**
  * A task as stored in its Redis hash (flat string fields): the API's Task

@@ -8,6 +8,7 @@ import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import { installAuth, rateLimitFromEnv, type RateLimit } from './auth.ts';
 import { BerthError } from '../../common/errors.ts';
+import type { SecretBox } from '../../common/secret-box.ts';
 import { installErrorHandling, sendError, toBerthError } from './errors.ts';
 import type { Handler, Handlers } from './handlers.ts';
 import { installDashboard } from './dashboard/index.ts';
@@ -37,6 +38,8 @@ export interface ApiDeps {
   bodyLimit?: number;
   /** How long a log follow's blocking read waits between status checks (1000 ms). */
   followPollMs?: number;
+  /** Seals secret values (common/secret-box.ts); without it secrets cannot be stored or used. */
+  secretBox?: SecretBox | null;
 }
 
 function notImplemented(operationId: string): Handler {
@@ -95,10 +98,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   const handlers: Handlers = {
     ...taskDefinitionHandlers({ redis: deps.redis }),
-    ...taskHandlers({ redis: deps.redis, queues }),
+    ...taskHandlers({ redis: deps.redis, queues, secretBox: deps.secretBox ?? null }),
     ...taskLogHandlers({ redis: deps.redis, followPollMs: deps.followPollMs, follows }),
     ...taskStatsHandlers({ redis: deps.redis }),
-    ...secretHandlers({ redis: deps.redis }),
+    ...secretHandlers({ redis: deps.redis, secretBox: deps.secretBox ?? null }),
     ...apiKeyHandlers({ redis: deps.redis }),
     ...nodeHandlers({ redis: deps.redis }),
     ...serviceHandlers({ redis: deps.redis, registry, spec }),

@@ -2,6 +2,7 @@
 import { loadConfig } from '../../common/config.ts';
 import { createLogger } from '../../common/log.ts';
 import { connectRedis } from '../../common/redis.ts';
+import { loadSecretBox } from '../../common/secret-box.ts';
 import { buildApi, ensureAdminKey } from './index.ts';
 
 const config = loadConfig();
@@ -12,7 +13,9 @@ if (!config.redisUrl) {
 }
 const redis = connectRedis(config.redisUrl);
 await ensureAdminKey(redis, config.stateDir);
-const app = await buildApi({ redis, logger });
+// The API makes the key on its first start; every agent (and any other API replica) needs the same file.
+const secretBox = await loadSecretBox(config.secretsKeyFile, { create: true });
+const app = await buildApi({ redis, logger, secretBox });
 await app.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
 
 let stopping = false;

@@ -222,8 +222,9 @@ export interface paths {
         put?: never;
         /**
          * Create or replace a secret of the tenant
-         * @description The value is write-only: no response ever contains it. Task definitions refer to it
-         *     by name in `secrets[].valueFrom`; it is read when a task runs.
+         * @description The value is write-only: no response ever contains it. It is sealed with the cluster's
+         *     secrets key before it is stored. Task definitions refer to it by name in
+         *     `secrets[].valueFrom`; a task gets the value it had when the task was run.
          */
         post: operations["putSecret"];
         delete?: never;
@@ -1302,6 +1303,15 @@ export interface operations {
             409: components["responses"]["Conflict"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            /** @description The task uses secrets and this API has no secrets key (SECRETS_KEY_MISSING) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     describeTasks: {
@@ -1526,6 +1536,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
+            /** @description This API has no secrets key to seal the value with (SECRETS_KEY_MISSING) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     describeSecret: {

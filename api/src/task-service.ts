@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { BerthError } from '../../common/errors.ts';
 import { keys } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
-import { resolveSecrets } from '../../common/secrets.ts';
+import type { SecretBox } from '../../common/secret-box.ts';
+import { sealedSecrets } from '../../common/secrets.ts';
 import type { StoredTaskDefinition } from '../../common/taskdefs.ts';
 import { getTask, saveNewTasks, toApiTask, transitionTask } from '../../common/tasks.ts';
 import type { PlacementConstraint, PlacementStrategy, RunTaskInput, Task, TaskContainerSpec, TaskRecord } from '../../common/types.ts';
@@ -79,8 +80,10 @@ function normalizeConstraints(cs: ConstraintInput[] | undefined): PlacementConst
   });
 }
 
-/** The definition with the run's overrides applied, secrets resolved, defaults filled. */
-export async function buildSpec(redis: BerthRedis, tenant: string, def: StoredTaskDefinition, input: RunTaskInput): Promise<TaskContainerSpec> {
+/** The definition with the run's overrides applied, secrets looked up (still sealed), defaults filled. */
+export async function buildSpec(
+  deps: { redis: BerthRedis; secretBox: SecretBox | null }, tenant: string, def: StoredTaskDefinition, input: RunTaskInput,
+): Promise<TaskContainerSpec> {
   const o = input.overrides ?? {};
   const cpu = o.cpu ?? def.cpu;
   const memory = o.memory ?? def.memory;
@@ -90,17 +93,23 @@ export async function buildSpec(redis: BerthRedis, tenant: string, def: StoredTa
     throw invalidField('body/overrides/cpu', `must be >= ${Math.ceil(memory / MAX_MIB_PER_CPU_UNIT)} for the task definition's ${memory} MiB of memory (at most ${MAX_MIB_PER_CPU_UNIT} MiB per CPU unit)`);
   }
 
-  const refs = def.secrets ?? [];
-  const values = await resolveSecrets(redis, tenant, refs.map((s) => s.valueFrom));
-  const missing = refs.filter((s) => !values.has(s.valueFrom)).map((s) => s.valueFrom);
-  if (missing.length > 0) {
-    throw new BerthError('SECRET_REFERENCE_NOT_FOUND', `The task definition refers to secrets that do not exist: ${[...new Set(missing)].join(', ')}`,
-      { secrets: [...new Set(missing)] });
-  }
   const env = new Map<string, string>();
   for (const e of def.environment ?? []) env.set(e.name, e.value);
-  for (const s of refs) env.set(s.name, values.get(s.valueFrom)!);
+  // A secret replaces the definition's variable of the same name; a run's override replaces both.
+  const overridden = new Set((o.environment ?? []).map((e) => e.name));
+  const refs = (def.secrets ?? []).filter((s) => !overridden.has(s.name));
+  for (const s of refs) env.delete(s.name);
   for (const e of o.environment ?? []) env.set(e.name, e.value);
+  let secrets: TaskContainerSpec['sealedSecrets'];
+  if (refs.length > 0) {
+    if (!deps.secretBox) throw new BerthError('SECRETS_KEY_MISSING', 'This API has no secrets key, so no task with secrets can run (see BERTH_SECRETS_KEY_FILE)');
+    const sealed = await sealedSecrets(deps.redis, deps.secretBox, tenant, refs.map((s) => s.valueFrom));
+    const missing = [...new Set(refs.filter((s) => !sealed.has(s.valueFrom)).map((s) => s.valueFrom))];
+    if (missing.length > 0) {
+      throw new BerthError('SECRET_REFERENCE_NOT_FOUND', `The task definition refers to secrets that do not exist: ${missing.join(', ')}`, { secrets: missing });
+    }
+    secrets = refs.map((s) => ({ name: s.name, secret: s.valueFrom, sealed: sealed.get(s.valueFrom)! }));
+  }
 
   const spec: TaskContainerSpec = {
     image: def.image,
@@ -124,12 +133,13 @@ export async function buildSpec(redis: BerthRedis, tenant: string, def: StoredTa
   if (def.tmpfs?.length) spec.tmpfs = def.tmpfs;
   if (def.volumes?.length) spec.volumes = def.volumes;
   if (def.mountPoints?.length) spec.mountPoints = def.mountPoints;
+  if (secrets) spec.sealedSecrets = secrets;
   return spec;
 }
 
 /** Creates the tasks, PROVISIONING, and queues them for placement. */
 export async function createTasks(
-  deps: { redis: BerthRedis; queues: TaskQueues },
+  deps: { redis: BerthRedis; queues: TaskQueues; secretBox: SecretBox | null },
   tenant: string,
   def: StoredTaskDefinition,
   input: RunTaskInput,
@@ -139,7 +149,7 @@ export async function createTasks(
   }
   const strategy = normalizeStrategy(input.placementStrategy);
   const constraints = normalizeConstraints(input.placementConstraints);
-  const spec = await buildSpec(deps.redis, tenant, def, input);
+  const spec = await buildSpec(deps, tenant, def, input);
   const createdAt = new Date().toISOString();
   const records: TaskRecord[] = Array.from({ length: input.count ?? 1 }, () => ({
     taskId: newTaskId(),

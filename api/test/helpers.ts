@@ -7,6 +7,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { pino } from 'pino';
 import { createApiKey } from '../../common/apikeys.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
+import { loadSecretBox, type SecretBox } from '../../common/secret-box.ts';
 import { startRedis, type TestRedis } from '../../test/harness/redis.ts';
 import { buildApi, ensureAdminKey, type ApiDeps } from '../src/index.ts';
 
@@ -16,6 +17,8 @@ export interface TestApi {
   server: TestRedis;
   stateDir: string;
   adminKey: string;
+  /** The key the API seals secrets with, made in `stateDir` as the API daemon makes it. */
+  secretBox: SecretBox;
   /** A fresh tenant with one key. */
   tenant(name?: string): Promise<{ tenant: string; key: string }>;
   request(key: string | null, options: InjectOptions): Promise<LightMyRequestResponse>;
@@ -28,8 +31,10 @@ export async function startApi(options: Partial<ApiDeps> = {}): Promise<TestApi>
   const server = await startRedis();
   const redis = connectRedis(server.url);
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'berth-api-'));
+  const secretBox = (await loadSecretBox(path.join(stateDir, 'secrets.key'), { create: true }))!;
   const app = await buildApi({
     redis,
+    secretBox,
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     rateLimit: { rate: 0, burst: 1 },
     followPollMs: 100,
@@ -38,7 +43,7 @@ export async function startApi(options: Partial<ApiDeps> = {}): Promise<TestApi>
   await app.ready();
   const adminKey = await ensureAdminKey(redis, stateDir);
   return {
-    app, redis, server, stateDir, adminKey,
+    app, redis, server, stateDir, adminKey, secretBox,
     async tenant(name) {
       const tenant = name ?? `t${process.pid}-${++counter}`;
       const { apiKey } = await createApiKey(redis, { tenant, name: 'test', admin: false });

@@ -7,7 +7,7 @@ import { keys } from '../../common/keys.ts';
 import { registerNode } from '../../common/nodes.ts';
 import { getTask } from '../../common/tasks.ts';
 import { getTaskDefinition } from '../../common/taskdefs.ts';
-import { resolveSecrets } from '../../common/secrets.ts';
+import { sealedSecrets } from '../../common/secrets.ts';
 import { loadSpec, specOperations, type SpecOperation } from '../src/spec.ts';
 import { startApi, type TestApi } from './helpers.ts';
 import { sampleRequest, type SampleRequest } from './spec-samples.ts';
@@ -125,7 +125,8 @@ it('left every resource of A as it was', async () => {
   expect(task).toMatchObject({ lastStatus: 'RUNNING', desiredStatus: 'RUNNING', tenant: a.tenant });
   expect((await getTaskDefinition(api.redis, a.tenant, 'afam', 2))?.status).toBe('ACTIVE');
   expect((await getTaskDefinition(api.redis, a.tenant, 'afam'))?.revision).toBe(3);
-  expect((await resolveSecrets(api.redis, a.tenant, ['a-secret'])).get('a-secret')).toBe('a-secret-value-5150');
+  const sealed = (await sealedSecrets(api.redis, api.secretBox, a.tenant, ['a-secret'])).get('a-secret')!;
+  expect(api.secretBox.open(sealed, a.tenant, 'a-secret')).toBe('a-secret-value-5150');
   expect((await api.request(a.key, { url: '/v1/tasks' })).json().tasks).toHaveLength(1);
   // A's keys all still work.
   expect((await api.request(a.key, { url: `/v1/tasks/${aTaskId}` })).statusCode).toBe(200);

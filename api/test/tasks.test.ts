@@ -6,11 +6,12 @@ import { errorBody, startApi, taskDef, type TestApi } from './helpers.ts';
 
 let api: TestApi;
 let key: string;
+let tenant: string;
 let placement: Queue;
 
 beforeAll(async () => {
   api = await startApi();
-  ({ key } = await api.tenant());
+  ({ key, tenant } = await api.tenant());
   placement = new Queue(queues.placement, { connection: api.redis, prefix: BULLMQ_PREFIX });
   await api.request(key, { method: 'POST', url: '/v1/task-definitions', payload: taskDef('web', { environment: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] }) });
   await api.request(key, { method: 'POST', url: '/v1/task-definitions', payload: { family: 'tiny', image: 'busybox', cpu: 2, memory: 6 } });
@@ -107,17 +108,60 @@ describe('POST /v1/tasks', () => {
     expect(await api.redis.zcard(keys.tenantTasks(own.tenant))).toBe(0);
   });
 
-  it('resolves secrets into the environment at run time, and refuses missing ones', async () => {
-    await api.request(key, { method: 'POST', url: '/v1/task-definitions', payload: taskDef('withsecret', { secrets: [{ name: 'DB_PASSWORD', valueFrom: 'db-pw' }] }) });
+  it('keeps secrets sealed in the task record, bound to the secret, and refuses missing ones', async () => {
+    await api.request(key, {
+      method: 'POST', url: '/v1/task-definitions',
+      payload: taskDef('withsecret', {
+        environment: [{ name: 'DB_PASSWORD', value: 'plain' }, { name: 'MODE', value: 'x' }],
+        secrets: [{ name: 'DB_PASSWORD', valueFrom: 'db-pw' }, { name: 'TOKEN', valueFrom: 'token' }],
+      }),
+    });
     const missing = await run({ taskDefinition: 'withsecret' });
     expect(missing.statusCode).toBe(400);
-    expect(missing.json()).toEqual(errorBody('SECRET_REFERENCE_NOT_FOUND', 'The task definition refers to secrets that do not exist: db-pw', { secrets: ['db-pw'] }));
-    await api.request(key, { method: 'POST', url: '/v1/secrets', payload: { name: 'db-pw', value: 'hunter2' } });
-    const ok = await run({ taskDefinition: 'withsecret' });
+    expect(missing.json()).toEqual(errorBody('SECRET_REFERENCE_NOT_FOUND', 'The task definition refers to secrets that do not exist: db-pw, token', { secrets: ['db-pw', 'token'] }));
+    for (const [name, value] of [['db-pw', 'hunter2-db'], ['token', 'hunter2-token']]) {
+      expect((await api.request(key, { method: 'POST', url: '/v1/secrets', payload: { name, value } })).statusCode).toBe(201);
+    }
+    const ok = await run({ taskDefinition: 'withsecret', overrides: { environment: [{ name: 'TOKEN', value: 'from-the-run' }] } });
     expect(ok.statusCode).toBe(201);
     expect(ok.body).not.toContain('hunter2');
     const record = await getTask(api.redis, ok.json().tasks[0].taskId);
-    expect(record?.spec.environment).toContainEqual({ name: 'DB_PASSWORD', value: 'hunter2' });
+    // The secret replaces the definition's variable; the run's override replaces the secret.
+    expect(record?.spec.environment).toEqual([{ name: 'MODE', value: 'x' }, { name: 'TOKEN', value: 'from-the-run' }]);
+    expect(record?.spec.sealedSecrets?.map((s) => [s.name, s.secret])).toEqual([['DB_PASSWORD', 'db-pw']]);
+    const sealed = record!.spec.sealedSecrets![0]!.sealed;
+    expect(api.secretBox.open(sealed, tenant, 'db-pw')).toBe('hunter2-db');
+    expect(() => api.secretBox.open(sealed, tenant, 'token')).toThrow(/secret token: sealed with another secrets key/);
+    expect(() => api.secretBox.open(sealed, 'another-tenant', 'db-pw')).toThrow();
+
+    // No value is anywhere in Redis in the clear.
+    const everything: string[] = [];
+    for (const k of await api.redis.keys('*')) {
+      const type = await api.redis.type(k);
+      if (type === 'string') everything.push((await api.redis.get(k)) ?? '');
+      else if (type === 'hash') everything.push(JSON.stringify(await api.redis.hgetall(k)));
+      else if (type === 'zset') everything.push(JSON.stringify(await api.redis.zrange(k, 0, -1)));
+      else if (type === 'list') everything.push(JSON.stringify(await api.redis.lrange(k, 0, -1)));
+      else if (type === 'set') everything.push(JSON.stringify(await api.redis.smembers(k)));
+    }
+    expect(everything.join('\n')).not.toContain('hunter2');
+  });
+
+  it('refuses to store or use secrets when the API has no secrets key', async () => {
+    const keyless = await startApi({ secretBox: null });
+    try {
+      const t = await keyless.tenant();
+      const put = await keyless.request(t.key, { method: 'POST', url: '/v1/secrets', payload: { name: 's', value: 'v' } });
+      expect(put.statusCode).toBe(503);
+      expect(put.json().error.code).toBe('SECRETS_KEY_MISSING');
+      await keyless.request(t.key, { method: 'POST', url: '/v1/task-definitions', payload: taskDef('needs', { secrets: [{ name: 'S', valueFrom: 's' }] }) });
+      const res = await keyless.request(t.key, { method: 'POST', url: '/v1/tasks', payload: { taskDefinition: 'needs' } });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().error.message).toMatch(/BERTH_SECRETS_KEY_FILE/);
+      expect(await keyless.redis.zcard(keys.tenantTasks(t.tenant))).toBe(0);
+    } finally {
+      await keyless.close();
+    }
   });
 
   describe('Idempotency-Key', () => {

@@ -10,6 +10,7 @@ import { registerNode } from '../../common/nodes.ts';
 import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob } from '../../common/types.ts';
+import type { SecretBox } from '../../common/secret-box.ts';
 import { createImageService } from './image/index.ts';
 import { createNetworkManager } from './network/index.ts';
 import { createStatsCollector } from './stats/index.ts';
@@ -36,6 +37,8 @@ export interface AgentOptions {
   /** host:port other hosts reach the agent at (the API's function gateway proxies through it).
    * @defaultValue the bound address; when bound to every address, this host's first non-loopback IPv4 */
   advertise?: string;
+  /** Opens the tasks' secrets; without it a task with secrets fails to start. */
+  secretBox?: SecretBox | null;
   /** Jobs taken from the node's queue at once. @defaultValue 16 */
   concurrency?: number;
   /** @defaultValue 1000 */
@@ -84,6 +87,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     runtimeRoot: path.join(o.stateDir, 'runtime'),
     shimBinary: o.shim ?? shimBinary(),
     runtimeBinary: o.runtime ?? runtimeBinary(),
+    secretBox: o.secretBox ?? null,
   });
 
   const server = http.createServer((req, res) => {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseAddr } from '../../common/config.ts';
 import { createLogger } from '../../common/log.ts';
+import { loadSecretBox } from '../../common/secret-box.ts';
 import { startAgent } from './index.ts';
 
 const config = loadConfig();
@@ -20,6 +21,7 @@ const agent = await startAgent({
   defaultRegistry: config.defaultRegistry,
   insecureRegistries: config.insecureRegistries,
   capacity: capacityFromEnv(),
+  secretBox: await loadSecretBox(config.secretsKeyFile),
   reservedMemory: positiveInt('BERTH_RESERVED_MEMORY', true),
   labels: parseLabels(process.env.BERTH_NODE_LABELS ?? ''),
   http: parseAddr(process.env.BERTH_AGENT_ADDR ?? '127.0.0.1:8081', 'BERTH_AGENT_ADDR'),

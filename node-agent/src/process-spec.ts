@@ -3,7 +3,9 @@
 import { lstat, open } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
-import type { TaskContainerSpec } from '../../common/types.ts';
+import { BerthError } from '../../common/errors.ts';
+import type { SecretBox } from '../../common/secret-box.ts';
+import type { TaskContainerSpec, TaskRecord } from '../../common/types.ts';
 import type { ImageConfig } from './image/index.ts';
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -28,6 +30,22 @@ export function processEnv(image: ImageConfig, spec: TaskContainerSpec, extra: R
   for (const { name, value } of spec.environment) env.set(name, value);
   for (const [name, value] of Object.entries(extra)) env.set(name, value);
   return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/** The task's secret environment variables, opened with this node's key. */
+export function openSecrets(task: Pick<TaskRecord, 'tenant' | 'spec'>, box: SecretBox | null): Record<string, string> {
+  const sealed = task.spec.sealedSecrets ?? [];
+  if (sealed.length === 0) return {};
+  if (!box) throw new TaskSpecError(`the task uses secrets (${sealed.map((s) => s.secret).join(', ')}) and this node has no secrets key (BERTH_SECRETS_KEY_FILE)`);
+  const env: Record<string, string> = {};
+  for (const s of sealed) {
+    try {
+      env[s.name] = box.open(s.sealed, task.tenant, s.secret);
+    } catch (err) {
+      throw new TaskSpecError(err instanceof BerthError ? err.message : `secret ${s.secret}: ${(err as Error).message}`);
+    }
+  }
+  return env;
 }
 
 /**

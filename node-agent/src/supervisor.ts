@@ -7,6 +7,7 @@ import path from 'node:path';
 import { keys } from '../../common/keys.ts';
 import { getTask, transitionTask } from '../../common/tasks.ts';
 import type { BerthRedis } from '../../common/redis.ts';
+import type { SecretBox } from '../../common/secret-box.ts';
 import type { Logger } from '../../common/log.ts';
 import type { StopCode, TaskRecord } from '../../common/types.ts';
 import { taskMounts } from './bundle/mounts.ts';
@@ -16,7 +17,7 @@ import type { NetworkManager, TaskNetwork } from './network/index.ts';
 import type { StatsCollector } from './stats/index.ts';
 import { HealthChecker } from './health.ts';
 import { LogShipper } from './log-shipper.ts';
-import { processArgs, processEnv, resolveUser } from './process-spec.ts';
+import { openSecrets, processArgs, processEnv, resolveUser } from './process-spec.ts';
 import { deleteContainer, launchShim, signalContainer, shimRequest, waitForExit, type ExitRecord } from './shim.ts';
 
 const MiB = 1024 * 1024;
@@ -38,6 +39,8 @@ export interface SupervisorDeps {
   logMaxBytes?: number;
   /** Told when a task runs and when it stopped (function instances: node-agent/src/readiness.ts). */
   hooks?: TaskHooks;
+  /** Opens the secrets in a task's environment. */
+  secretBox?: SecretBox | null;
 }
 
 export interface TaskHooks {
@@ -140,7 +143,7 @@ export class TaskSupervisor {
       await mkdir(p.bundle, { recursive: true });
       const spec = buildSpec({
         args: processArgs(image.config, task.spec),
-        env: processEnv(image.config, task.spec, { HOSTNAME: taskId.slice(0, 12) }),
+        env: processEnv(image.config, task.spec, { ...openSecrets(task, this.d.secretBox ?? null), HOSTNAME: taskId.slice(0, 12) }),
         cwd: task.spec.workingDirectory ?? image.config.workingDir ?? '/',
         user,
         hostname: taskId.slice(0, 12),

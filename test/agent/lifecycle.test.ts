@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { keys } from '../../common/keys.ts';
+import { SecretBox } from '../../common/secret-box.ts';
 import { startCluster, type TestCluster } from '../harness/cluster.ts';
 import { leftoverCgroups } from '../harness/host-cleanup.ts';
 
@@ -100,6 +101,17 @@ it('refuses a mount point that climbs out of the root, before anything runs', as
   const stopped = await cluster.waitFor(task, 'STOPPED');
   expect(stopped).toMatchObject({ stopCode: 'TaskFailedToStart' });
   expect(stopped.stoppedReason).toMatch(/tmpfs: "\/\.\.\/\.\.\/etc" climbs/);
+  expect(leftoverCgroups([task])).toEqual([]);
+});
+
+it('fails a task with secrets on a node without the secrets key, saying so', async () => {
+  const box = SecretBox.fromText(SecretBox.generateText(), 'test');
+  const task = await cluster.runTask(
+    { command: ['true'], sealedSecrets: [{ name: 'DB', secret: 'db-pw', sealed: box.seal('v', 'test', 'db-pw') }] },
+  );
+  const stopped = await cluster.waitFor(task, 'STOPPED');
+  expect(stopped.stopCode).toBe('TaskFailedToStart');
+  expect(stopped.stoppedReason).toMatch(/the task uses secrets \(db-pw\) and this node has no secrets key \(BERTH_SECRETS_KEY_FILE\)/);
   expect(leftoverCgroups([task])).toEqual([]);
 });
 

@@ -227,8 +227,11 @@ it.skipIf(!docker)(`compose up --scale agent=3 runs tasks on three agents and a 
     })).ok ? true : undefined), 120_000);
 
   step('running three tasks');
+  // The greeting is a secret: each agent opens it with the key the API made (shared read-only).
+  expect((await api('POST', '/v1/secrets', { name: 'greeting', value: 'hello' })).status).toBe(201);
   const def = await api('POST', '/v1/task-definitions', {
-    family: 'compose', image: 'berth/busybox:latest', command: ['sh', '-c', 'echo hello from $(hostname); exit 3'], memory: 16, cpu: 64,
+    family: 'compose', image: 'berth/busybox:latest', command: ['sh', '-c', 'echo $GREETING from $(hostname); exit 3'], memory: 16, cpu: 64,
+    secrets: [{ name: 'GREETING', valueFrom: 'greeting' }],
   });
   expect(def.status, JSON.stringify(def.body)).toBe(201);
   const ran = await api('POST', '/v1/tasks', { taskDefinition: 'compose', count: 3, placementStrategy: { type: 'spread' }, placementConstraints: [{ type: 'distinctInstance' }] });

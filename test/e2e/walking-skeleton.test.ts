@@ -3,7 +3,10 @@
 // a real docker-registry, unpacks it, writes a bundle and starts it through the
 // shim under the runtime with a memory limit; status, exit code and logs come
 // back through the API.
-import { readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAllInOne, waitForTask, type AllInOne } from '../harness/allinone.ts';
 
@@ -101,5 +104,33 @@ describe('one task, end to end', () => {
     const notJson = await aio.api('POST', '/v1/tasks', '{"taskDefinition":');
     expect(notJson.status).toBe(400);
     expect(notJson.body.error.code).toBeTruthy();
+  });
+
+  it('gives a task its secret as an environment variable, and keeps the value out of Redis, its files and the logs', async () => {
+    const value = `s3cr3t-${Date.now()}`;
+    expect((await aio.api('POST', '/v1/secrets', { name: 'db-password', value })).status).toBe(201);
+    await aio.api('POST', '/v1/task-definitions', {
+      family: 'with-secret', image: 'berth/busybox:latest', memory: 64, cpu: 128,
+      // A digest of it, not the value: task logs are kept in Redis too.
+      command: ['sh', '-c', 'echo "password-md5=$(printf %s "$DB_PASSWORD" | md5sum | cut -d" " -f1)"'],
+      secrets: [{ name: 'DB_PASSWORD', valueFrom: 'db-password' }],
+    });
+    const run = await aio.api('POST', '/v1/tasks', { taskDefinition: 'with-secret' });
+    expect(run.status).toBe(201);
+    const stopped = await waitForTask(aio, run.body.tasks[0].taskId, 'STOPPED');
+    expect(stopped).toMatchObject({ exitCode: 0 });
+    const logs = await aio.api('GET', `/v1/tasks/${stopped.taskId}/logs`);
+    expect(logs.body.events.map((e: { message: string }) => e.message)).toEqual([`password-md5=${createHash('md5').update(value).digest('hex')}`]);
+
+    // Redis keeps its data in the state dir (append-only file and snapshots): the value is not in it.
+    const redisFiles = execFileSync('find', [path.join(aio.stateDir, 'redis'), '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    expect(redisFiles.length).toBeGreaterThan(0);
+    execFileSync('redis-cli', ['-u', aio.redisUrl, 'save']);
+    for (const file of execFileSync('find', [path.join(aio.stateDir, 'redis'), '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+      expect(readFileSync(file).includes(value), file).toBe(false);
+    }
+    // The key is the all-in-one's own, readable by root only.
+    expect(statSync(path.join(aio.stateDir, 'secrets.key')).mode & 0o777).toBe(0o600);
+    expect(aio.output()).not.toContain(value);
   });
 });

@@ -13,6 +13,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 export interface AllInOne {
   url: string;
+  /** The all-in-one's own redis-server. */
+  redisUrl: string;
   adminKey: string;
   stateDir: string;
   nodeId: string;
@@ -61,7 +63,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   const url = `http://127.0.0.1:${apiPort}`;
   const adminKey = (await readFile(path.join(stateDir, 'admin-key'), 'utf8')).trim();
   return {
-    url, adminKey, stateDir, nodeId, bridge,
+    url, redisUrl: `redis://127.0.0.1:${redisPort}`, adminKey, stateDir, nodeId, bridge,
     output: daemon.output,
     async api(method, route, body, headers = {}) {
       const res = await fetch(url + route, {

@@ -1,16 +1,18 @@
 // The tenant's secrets. Values go in, never out (not in responses, not in logs).
 import { BerthError } from '../../../common/errors.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
+import type { SecretBox } from '../../../common/secret-box.ts';
 import { deleteSecret, getSecretMeta, listSecrets, putSecret } from '../../../common/secrets.ts';
 import { principal } from '../auth.ts';
 import type { Body, Handlers, Params } from '../handlers.ts';
 
-export function secretHandlers(deps: { redis: BerthRedis }): Handlers {
-  const { redis } = deps;
+export function secretHandlers(deps: { redis: BerthRedis; secretBox: SecretBox | null }): Handlers {
+  const { redis, secretBox } = deps;
   return {
     async putSecret(request, reply) {
       const { name, value } = request.body as Body<'putSecret'>;
-      const meta = await putSecret(redis, principal(request).tenant, name, value);
+      if (!secretBox) throw new BerthError('SECRETS_KEY_MISSING', 'This API has no secrets key to seal the value with: set BERTH_SECRETS_KEY_FILE (the API makes the file when it can)');
+      const meta = await putSecret(redis, secretBox, principal(request).tenant, name, value);
       request.log.info({ secret: name }, 'secret stored');
       return reply.code(201).send(meta);
     },

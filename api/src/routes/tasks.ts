@@ -1,4 +1,5 @@
 // Tasks: run, list, describe (one or many), stop.
+import type { SecretBox } from '../../../common/secret-box.ts';
 import { keys } from '../../../common/keys.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
 import type { RunTaskInput } from '../../../common/types.ts';
@@ -18,7 +19,7 @@ const isCursor = (v: unknown): v is { s: number; id: string } =>
 const SCAN_BUDGET = 2000;
 const CHUNK = 200;
 
-export function taskHandlers(deps: { redis: BerthRedis; queues: TaskQueues }): Handlers {
+export function taskHandlers(deps: { redis: BerthRedis; queues: TaskQueues; secretBox: SecretBox | null }): Handlers {
   const { redis } = deps;
 
   /**
