@@ -5,6 +5,7 @@ import { chmodSync, closeSync, openSync, readFileSync, readlinkSync } from 'node
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITIES } from '../../node-agent/src/bundle/spec.ts';
+import type { OciSpec } from '../../node-agent/src/bundle/oci-spec.ts';
 import {
   berthRuntime, bundleFor, cgroupDir, cli, freshRoot, removeRoot, hostIsCgroupV1, keyValues, leftovers,
   runBundle, runcRuntime, state, waitForStatus, type Runtime,
@@ -92,6 +93,13 @@ exit 7
 const hostNs = Object.fromEntries(
   ['net', 'ipc', 'uts', 'mnt', 'pid', 'cgroup', 'user'].map((n) => [n, readlinkSync(`/proc/self/ns/${n}`)]),
 );
+
+/** A new user namespace with root mapped to host uid/gid 200000 (65536 ids). */
+function inUserNamespace(spec: OciSpec): void {
+  spec.linux.namespaces.push({ type: 'user' });
+  spec.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+  spec.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+}
 
 /** The conformance suite, run once per runtime. */
 function runtimeSuite(make: (root: string) => Runtime): void {
@@ -324,11 +332,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
     it('maps users in a new user namespace', async () => {
       const b = await bundleFor({
         args: ['sh', '-c', 'echo "uid=$(id -u)"; echo "map=$(cat /proc/self/uid_map | tr -s " ")"; echo "owner=$(stat -c %u /bin/busybox)"'],
-        transform: (spec) => {
-          spec.linux.namespaces.push({ type: 'user' });
-          spec.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-          spec.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-        },
+        transform: inUserNamespace,
       });
       try {
         // the mapped root must be able to reach the rootfs: mkdtemp made its parent 0700
@@ -392,11 +396,7 @@ function runtimeSuite(make: (root: string) => Runtime): void {
     it('exec joins a container with its own user namespace', async () => {
       const b = await bundleFor({
         args: ['sleep', '30'],
-        transform: (spec) => {
-          spec.linux.namespaces.push({ type: 'user' });
-          spec.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-          spec.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-        },
+        transform: inUserNamespace,
       });
       try {
         chmodSync(path.dirname(b.bundle), 0o755);
