@@ -51,6 +51,24 @@ export class SecretBox {
   }
 }
 
+/** Registry credentials as definitions carry them; the password is sealed at rest. */
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+const REGISTRY_PASSWORD = 'repositoryCredentials';
+
+/** The credentials as stored: the password sealed for the tenant. */
+export function sealRegistryCredentials(box: SecretBox, tenant: string, c: RegistryCredentials): RegistryCredentials {
+  return { username: c.username, password: box.seal(c.password, tenant, REGISTRY_PASSWORD) };
+}
+
+/** The credentials a pull uses: the password opened (SECRET_UNREADABLE when this key cannot). */
+export function openRegistryCredentials(box: SecretBox, tenant: string, c: RegistryCredentials): RegistryCredentials {
+  return { username: c.username, password: box.open(c.password, tenant, REGISTRY_PASSWORD) };
+}
+
 /**
  * The key in `file`. With `create`, a missing file is made (0600) with a new
  * key, as the API and the all-in-one do on their first start; without it a

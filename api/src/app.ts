@@ -88,7 +88,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   const dashboard = installDashboard(app, { redis: deps.redis, registry });
   // Functions: its handlers, plus the gateway's raw routes (invoke, /fn/{name}/…) in their own plugin.
-  const functions = installFunctions(app, { redis: deps.redis, logger: deps.logger, queues, registry });
+  const functions = installFunctions(app, { redis: deps.redis, logger: deps.logger, queues, registry, secretBox: deps.secretBox ?? null });
   // Log follows last as long as their task: end them on close, then cut what is left after a grace.
   const follows = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -97,7 +97,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   const handlers: Handlers = {
-    ...taskDefinitionHandlers({ redis: deps.redis }),
+    ...taskDefinitionHandlers({ redis: deps.redis, secretBox: deps.secretBox ?? null }),
     ...taskHandlers({ redis: deps.redis, queues, secretBox: deps.secretBox ?? null }),
     ...taskLogHandlers({ redis: deps.redis, followPollMs: deps.followPollMs, follows }),
     ...taskStatsHandlers({ redis: deps.redis }),

@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRegistryCredentials } from '../../common/secret-box.ts';
+import { getTaskDefinition } from '../../common/taskdefs.ts';
 import { errorBody, startApi, taskDef, type TestApi } from './helpers.ts';
 
 let api: TestApi;
 let key: string;
+let tenant: string;
 
 beforeAll(async () => {
   api = await startApi();
-  ({ key } = await api.tenant());
+  ({ key, tenant } = await api.tenant());
 });
 afterAll(async () => { await api.close(); });
 
@@ -46,6 +49,12 @@ describe('POST /v1/task-definitions', () => {
     expect(described.body).not.toContain('s3cret-pw');
     const listed = await api.request(key, { url: '/v1/task-definitions?family=private' });
     expect(listed.body).not.toContain('s3cret-pw');
+    // Stored sealed for the tenant, so a task's agent can open it and nothing else reads it.
+    const stored = (await getTaskDefinition(api.redis, tenant, 'private', 1))!.repositoryCredentials!;
+    expect(stored.username).toBe('bob');
+    expect(stored.password).not.toContain('s3cret-pw');
+    expect(openRegistryCredentials(api.secretBox, tenant, stored).password).toBe('s3cret-pw');
+    expect(() => openRegistryCredentials(api.secretBox, 'someone-else', stored)).toThrow(/sealed with another secrets key/);
   });
 
   it.each([

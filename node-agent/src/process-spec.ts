@@ -4,7 +4,7 @@ import { lstat, open } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../common/errors.ts';
-import type { SecretBox } from '../../common/secret-box.ts';
+import { openRegistryCredentials, type RegistryCredentials, type SecretBox } from '../../common/secret-box.ts';
 import type { TaskContainerSpec, TaskRecord } from '../../common/types.ts';
 import type { ImageConfig } from './image/index.ts';
 
@@ -46,6 +46,18 @@ export function openSecrets(task: Pick<TaskRecord, 'tenant' | 'spec'>, box: Secr
     }
   }
   return env;
+}
+
+/** The task's registry credentials with the password opened with this node's key. */
+export function registryCredentials(task: Pick<TaskRecord, 'tenant' | 'spec'>, box: SecretBox | null): RegistryCredentials | undefined {
+  const credentials = task.spec.repositoryCredentials;
+  if (!credentials) return undefined;
+  if (!box) throw new TaskSpecError('the task pulls with registry credentials and this node has no secrets key (BERTH_SECRETS_KEY_FILE) to open the password');
+  try {
+    return openRegistryCredentials(box, task.tenant, credentials);
+  } catch (err) {
+    throw new TaskSpecError(err instanceof BerthError ? err.message : (err as Error).message);
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ import type { NetworkManager, TaskNetwork } from './network/index.ts';
 import type { StatsCollector } from './stats/index.ts';
 import { HealthChecker } from './health.ts';
 import { LogShipper } from './log-shipper.ts';
-import { openSecrets, processArgs, processEnv, resolveUser } from './process-spec.ts';
+import { openSecrets, registryCredentials, processArgs, processEnv, resolveUser } from './process-spec.ts';
 import { deleteContainer, launchShim, signalContainer, shimRequest, waitForExit, type ExitRecord } from './shim.ts';
 
 const MiB = 1024 * 1024;
@@ -124,7 +124,7 @@ export class TaskSupervisor {
     };
     try {
       await this.d.redis.hset(keys.task(taskId), 'pullStartedAt', new Date().toISOString());
-      const image = await this.d.images.pull(task.spec.image, { credentials: task.spec.repositoryCredentials });
+      const image = await this.d.images.pull(task.spec.image, { credentials: registryCredentials(task, this.d.secretBox ?? null) });
       await this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString());
       await this.ensureStillWanted(taskId);
       lap('pullMs');

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushExampleImages } from '../../images/examples.ts';
 import { startAllInOne, waitForTask, type AllInOne } from '../harness/allinone.ts';
+import { startRegistry } from '../harness/registry.ts';
 
 let aio: AllInOne;
 
@@ -132,5 +134,35 @@ describe('one task, end to end', () => {
     // The key is the all-in-one's own, readable by root only.
     expect(statSync(path.join(aio.stateDir, 'secrets.key')).mode & 0o777).toBe(0o600);
     expect(aio.output()).not.toContain(value);
+  });
+
+  it('pulls from a private registry with the definition\'s credentials, keeping the password sealed', async () => {
+    const password = `pw-${Date.now()}`;
+    const registry = await startRegistry({ users: [{ username: 'carol', password }] });
+    try {
+      await pushExampleImages(registry.host, { credentials: { username: 'carol', password } });
+      for (const [family, pw] of [['private-ok', password], ['private-bad', 'wrong']] as const) {
+        const def = await aio.api('POST', '/v1/task-definitions', {
+          family, image: `${registry.host}/berth/busybox:latest`, command: ['echo', 'pulled'], memory: 64, cpu: 128,
+          repositoryCredentials: { username: 'carol', password: pw },
+        });
+        expect(def.status).toBe(201);
+      }
+      // The wrong password first, while nothing of this registry is cached on the node.
+      const bad = await aio.api('POST', '/v1/tasks', { taskDefinition: 'private-bad' });
+      const refused = await waitForTask(aio, bad.body.tasks[0].taskId, 'STOPPED');
+      expect(refused.stopCode).toBe('TaskFailedToStart');
+      expect(refused.stoppedReason).toMatch(/^CannotPullContainerError: .*(401|unauthorized|authentication)/i);
+      const ok = await aio.api('POST', '/v1/tasks', { taskDefinition: 'private-ok' });
+      expect(await waitForTask(aio, ok.body.tasks[0].taskId, 'STOPPED')).toMatchObject({ exitCode: 0 });
+
+      execFileSync('redis-cli', ['-u', aio.redisUrl, 'save']);
+      for (const file of execFileSync('find', [path.join(aio.stateDir, 'redis'), '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+        expect(readFileSync(file).includes(password), file).toBe(false);
+      }
+      expect(aio.output()).not.toContain(password);
+    } finally {
+      await registry.stop();
+    }
   });
 });

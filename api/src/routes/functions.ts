@@ -21,6 +21,8 @@ import { AsyncInvocations, type StoredRequest } from '../gateway/async.ts';
 import { FunctionCache, FunctionGateway, type ForwardRequest } from '../gateway/gateway.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { SlotWaiters } from '../gateway/waiters.ts';
+import type { SecretBox } from '../../../common/secret-box.ts';
+import { sealCredentials } from './credentials.ts';
 
 type FunctionInput = Body<'deployFunction'>;
 
@@ -30,6 +32,8 @@ const MAX_EVENT_BYTES = 1024 * 1024;
 
 export interface FunctionDeps {
   redis: BerthRedis;
+  /** Seals the registry password of a function's image. */
+  secretBox: SecretBox | null;
   logger: Logger;
   queues: TaskQueues;
   registry: Registry;
@@ -202,6 +206,7 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
       const input = request.body as FunctionInput;
       checkImageReference(input.image);
       const config = toConfig(input);
+      if (config.repositoryCredentials) config.repositoryCredentials = sealCredentials(deps.secretBox, tenant, config.repositoryCredentials);
       checkCpuMemory(config.cpu, config.memory, { cpu: 'body/cpu', memory: 'body/memory' });
       if (config.minInstances > config.maxInstances) throw invalidField('body/minInstances', `must be <= maxInstances (${config.maxInstances})`);
       const { record, created } = await saveFunction(redis, tenant, config);

@@ -9,6 +9,8 @@ import { principal } from '../auth.ts';
 import type { Body, Handlers, Params, Query } from '../handlers.ts';
 import { checkTaskDefinition } from '../limits.ts';
 import { decodeToken, encodeToken, invalidField } from '../paging.ts';
+import type { SecretBox } from '../../../common/secret-box.ts';
+import { sealCredentials } from './credentials.ts';
 
 /** `family` or `family:revision` (the spec's pattern has checked the shape). */
 export function parseTaskDefinitionRef(ref: string): { family: string; revision?: number } {
@@ -27,13 +29,15 @@ export async function findTaskDefinition(redis: BerthRedis, tenant: string, ref:
 const isCursor = (v: unknown): v is { f: string; r: number } =>
   typeof v === 'object' && v !== null && typeof (v as { f: unknown }).f === 'string' && Number.isInteger((v as { r: unknown }).r);
 
-export function taskDefinitionHandlers(deps: { redis: BerthRedis }): Handlers {
-  const { redis } = deps;
+export function taskDefinitionHandlers(deps: { redis: BerthRedis; secretBox: SecretBox | null }): Handlers {
+  const { redis, secretBox } = deps;
   return {
     async registerTaskDefinition(request, reply) {
       const input = request.body as Required<Pick<Body<'registerTaskDefinition'>, 'cpu' | 'memory' | 'pidsLimit' | 'networkMode' | 'stopTimeout'>> & Body<'registerTaskDefinition'>;
       checkTaskDefinition(input);
-      const stored = await registerTaskDefinition(redis, principal(request).tenant, input);
+      const tenant = principal(request).tenant;
+      if (input.repositoryCredentials) input.repositoryCredentials = sealCredentials(secretBox, tenant, input.repositoryCredentials);
+      const stored = await registerTaskDefinition(redis, tenant, input);
       request.log.info({ taskDefinition: `${stored.family}:${stored.revision}` }, 'task definition registered');
       return reply.code(201).send(toApiTaskDefinition(stored));
     },
