@@ -155,6 +155,14 @@ describe('one task, end to end', () => {
       expect(refused.stoppedReason).toMatch(/^CannotPullContainerError: .*(401|unauthorized|authentication)/i);
       const ok = await aio.api('POST', '/v1/tasks', { taskDefinition: 'private-ok' });
       expect(await waitForTask(aio, ok.body.tasks[0].taskId, 'STOPPED')).toMatchObject({ exitCode: 0 });
+      // Now the image is on the node: still, without the credentials (or with wrong ones) it may not be run,
+      // or one tenant could run another's private image from the node's cache.
+      await aio.api('POST', '/v1/task-definitions', { family: 'private-none', image: `${registry.host}/berth/busybox:latest`, command: ['echo', 'pulled'] });
+      for (const family of ['private-none', 'private-bad']) {
+        const again = await aio.api('POST', '/v1/tasks', { taskDefinition: family });
+        const stopped = await waitForTask(aio, again.body.tasks[0].taskId, 'STOPPED');
+        expect(stopped.stoppedReason, family).toMatch(/^CannotPullContainerError: .*(401|unauthorized|authentication)/i);
+      }
 
       execFileSync('redis-cli', ['-u', aio.redisUrl, 'save']);
       for (const file of execFileSync('find', [path.join(aio.stateDir, 'redis'), '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
