@@ -10,13 +10,14 @@ import { imageCommands } from './image.ts';
 import { logsCommands } from './logs.ts';
 import { nodeCommands } from './node.ts';
 import type { Io } from './output.ts';
+import { secretCommands } from './secret.ts';
 import { taskDefCommands } from './task-def.ts';
 import { taskCommands } from './task.ts';
 import { topCommands } from './top.ts';
 
 export const COMMANDS: Command[] = [
   ...taskDefCommands, ...taskCommands, ...logsCommands, ...topCommands,
-  ...fnCommands, ...nodeCommands, ...imageCommands, ...configCommands,
+  ...secretCommands, ...fnCommands, ...nodeCommands, ...imageCommands, ...configCommands,
 ];
 
 const VERSION = '0.1.0';

@@ -1,8 +1,8 @@
 // berth task-def register | ls | describe | deregister
-import { readFile } from 'node:fs/promises';
 import type { components } from '../api/src/openapi-types.ts';
 import type { Command } from './command.ts';
 import { CliError, UsageError } from './errors.ts';
+import { readInput } from './input.ts';
 import { age, keyValues, table } from './output.ts';
 
 type TaskDefinition = components['schemas']['TaskDefinition'];
@@ -15,19 +15,6 @@ const defTable = (defs: TaskDefinition[]) => table(defs, [
   ['memory', (d) => d.memory, 'right'],
   ['registered', (d) => age(d.registeredAt)],
 ]);
-
-async function readInput(file: string, stdin: NodeJS.ReadableStream): Promise<string> {
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of stdin) chunks.push(Buffer.from(c as Buffer));
-    return Buffer.concat(chunks).toString('utf8');
-  }
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
 
 export const taskDefCommands: Command[] = [
   {

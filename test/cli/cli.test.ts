@@ -222,6 +222,26 @@ describe('tasks', () => {
   });
 });
 
+describe('secrets', () => {
+  it('secret put from stdin and a file, ls, describe, rm: the value never printed', async () => {
+    const name = `db-${family}`;
+    const value = `v-${randomBytes(6).toString('hex')}`;
+    const put = await berth(['secret', 'put', name], { input: `${value}\n` });
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stdout).toMatch(new RegExp(`^${name}\\s`, 'm'));
+    await writeFile(path.join(work, 'secret.txt'), value);
+    expect((await berth(['secret', 'put', name, '-f', 'secret.txt'])).code).toBe(0);
+    expect(json(await berth(['secret', 'ls', '-o', 'json'])).secrets.map((s: { name: string }) => s.name)).toContain(name);
+    expect(json(await berth(['secret', 'describe', name, '-o', 'json']))).toMatchObject({ name, createdAt: expect.any(String) });
+    const empty = await berth(['secret', 'put', name], { input: '' });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/the value is empty/);
+    expect((await berth(['secret', 'rm', name])).code).toBe(0);
+    expect((await berth(['secret', 'describe', name])).code).toBe(3);
+    expect(printed.join('\n')).not.toContain(value);
+  });
+});
+
 describe('functions', () => {
   it('fn deploy, ls, invoke (sync, json), describe, rm', async () => {
     const name = `hello-${family}`;
