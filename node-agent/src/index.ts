@@ -11,7 +11,7 @@ import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob } from '../../common/types.ts';
 import type { SecretBox } from '../../common/secret-box.ts';
-import { createImageService } from './image/index.ts';
+import { createImageService, parsePullBehavior, type ImagePullBehavior } from './image/index.ts';
 import { createNetworkManager } from './network/index.ts';
 import { createStatsCollector } from './stats/index.ts';
 import { runtimeBinary, shimBinary } from './binaries.ts';
@@ -49,6 +49,11 @@ export interface AgentOptions {
   bridge?: string;
   /** Bridge namespaces wired ahead of time, so a task start skips the CNI ADD. @defaultValue 4 */
   netnsPool?: number;
+  /** When a start asks the registry about a stored image (node-agent/src/image/pull-behavior.ts).
+   * @defaultValue BERTH_IMAGE_PULL_BEHAVIOR, else 'default' */
+  imagePullBehavior?: ImagePullBehavior;
+  /** How long a resolved tag is trusted under 'default' (ms). @defaultValue BERTH_IMAGE_TAG_CACHE_S × 1000, else 10000 */
+  imageTagCacheMs?: number;
 }
 
 export interface Agent {
@@ -67,6 +72,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
 
   const images = createImageService({
     root: path.join(o.stateDir, 'images'), defaultRegistry: o.defaultRegistry, insecureRegistries: o.insecureRegistries, logger,
+    pullBehavior: o.imagePullBehavior ?? parsePullBehavior(process.env.BERTH_IMAGE_PULL_BEHAVIOR),
+    tagCacheMs: o.imageTagCacheMs ?? tagCacheFromEnv(process.env.BERTH_IMAGE_TAG_CACHE_S),
   });
   const network = createNetworkManager({
     stateDir: path.join(o.stateDir, 'network'), subnet: o.subnet, bridge: o.bridge, logger, poolSize: o.netnsPool ?? 4,
@@ -156,6 +163,13 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
     },
   };
+}
+
+function tagCacheFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`BERTH_IMAGE_TAG_CACHE_S: expected a number of seconds, got "${value}"`);
+  return seconds * 1000;
 }
 
 /** A wildcard listen address is no address to dial: name this host's first non-loopback IPv4

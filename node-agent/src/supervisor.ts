@@ -116,7 +116,8 @@ export class TaskSupervisor {
 
     let stage = 'pull';
     const timings: Record<string, number> = {};
-    let mark = performance.now();
+    const begun = performance.now();
+    let mark = begun;
     const lap = (name: string) => {
       const now = performance.now();
       timings[name] = Math.round((timings[name] ?? 0) + now - mark);
@@ -124,21 +125,38 @@ export class TaskSupervisor {
     };
     try {
       await this.d.redis.hset(keys.task(taskId), 'pullStartedAt', new Date().toISOString());
-      const image = await this.d.images.pull(task.spec.image, { credentials: registryCredentials(task, this.d.secretBox ?? null) });
-      await this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString());
-      await this.ensureStillWanted(taskId);
-      lap('pullMs');
-      stage = 'rootfs';
-      const rootfs = await this.d.images.mountRootfs(taskId, image);
-      lap('rootfsMs');
-      stage = 'config';
-      const user = await resolveUser(rootfs, task.spec.user ?? image.config.user);
-      const extraMounts = await taskMounts(task.spec, path.join(p.dir, 'volumes'));
-      lap('configMs');
+      // The network does not depend on the image: it is set up meanwhile, and
+      // always awaited before anything is cleaned up, so nothing it made leaks.
+      const networkStarted = performance.now();
+      const networkReady = this.d.network.setup(taskId, task.spec.networkMode, task.spec.portMappings).then(async (network) => {
+        meta.network = network;
+        await writeJson(p.meta, meta);
+        timings.networkMs = Math.round(performance.now() - networkStarted);
+        return network;
+      });
+      networkReady.catch(() => undefined); // awaited below, on every path
+      let image, rootfs, user, extraMounts;
+      try {
+        image = await this.d.images.pull(task.spec.image, { credentials: registryCredentials(task, this.d.secretBox ?? null) });
+        await Promise.all([
+          this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString()),
+          this.ensureStillWanted(taskId),
+        ]);
+        lap('pullMs');
+        stage = 'rootfs';
+        rootfs = await this.d.images.mountRootfs(taskId, image);
+        lap('rootfsMs');
+        stage = 'config';
+        user = await resolveUser(rootfs, task.spec.user ?? image.config.user);
+        extraMounts = await taskMounts(task.spec, path.join(p.dir, 'volumes'));
+        lap('configMs');
+      } catch (err) {
+        await networkReady.catch(() => undefined);
+        throw err;
+      }
       stage = 'network';
-      meta.network = await this.d.network.setup(taskId, task.spec.networkMode, task.spec.portMappings);
-      await writeJson(p.meta, meta);
-      lap('networkMs');
+      await networkReady;
+      lap('networkWaitMs');
       stage = 'config';
       await mkdir(p.bundle, { recursive: true });
       const spec = buildSpec({
@@ -173,7 +191,7 @@ export class TaskSupervisor {
         startedAt: new Date().toISOString(), imageDigest: image.digest, ipAddress: meta.network?.ipAddress,
       });
       lap('startMs');
-      log.info({ pid: started.pid, image: task.spec.image, ...timings }, 'task running');
+      log.info({ pid: started.pid, image: task.spec.image, ...timings, totalMs: Math.round(performance.now() - begun) }, 'task running');
       this.d.hooks?.onRunning?.(task, { ipAddress: meta.network?.ipAddress, cgroupsPath: meta.cgroupsPath });
       this.supervise(taskId, meta, started.pid);
       const now = await getTask(this.d.redis, taskId);

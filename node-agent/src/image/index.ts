@@ -5,6 +5,7 @@ export { createImageService, ImagePullError } from './service.ts';
 export type { ImageService, ImageServiceOptions, PulledImage, PullOptions } from './service.ts';
 export type { ImageConfig } from './manifest.ts';
 export type { PullProgress } from './pull.ts';
+export { IMAGE_PULL_BEHAVIORS, InvalidPullBehaviorError, parsePullBehavior, type ImagePullBehavior } from './pull-behavior.ts';
 export { parseReference, InvalidReferenceError, type ImageReference } from './reference.ts';
 // The registry client and media types are shared with the image builder (images/).
 export { RegistryClient, RegistryError, registryErrorFrom, type Credentials } from './registry-client.ts';

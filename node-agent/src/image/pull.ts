@@ -164,6 +164,43 @@ export class Puller {
     return { digest: manifestDigest, config: parsed.config, layers, blobs };
   }
 
+  /**
+   * The image `digest` (a manifest, or an index resolved for this host) from the
+   * store alone, without the registry: only an image a pull completed (its record
+   * is written after every check passed) whose layers are all still unpacked.
+   * Undefined when anything is missing, so the caller pulls.
+   */
+  async resolveLocal(digest: string, protect: (key: string) => void): Promise<PullResult | undefined> {
+    const { store } = this.deps;
+    const readDocument = async (d: string) => {
+      if (!(await store.hasBlob(d))) return undefined;
+      return documentMediaType(await store.readBlob(d), null);
+    };
+    let top = await readDocument(digest);
+    if (!top) return undefined;
+    const blobs = [digest];
+    let manifestDigest = digest;
+    if (isIndex(top.mediaType)) {
+      manifestDigest = selectPlatform(parseIndex(top.json)).digest;
+      top = await readDocument(manifestDigest);
+      if (!top || isIndex(top.mediaType)) return undefined;
+      blobs.push(manifestDigest);
+    }
+    if (!(await store.readImage(manifestDigest))) return undefined;
+    const manifest = parseManifest(top.json);
+    if (!(await store.hasBlob(manifest.config.digest))) return undefined;
+    const parsed = parseConfig(await store.readBlob(manifest.config.digest));
+    if (parsed.diffIDs.length !== manifest.layers.length) return undefined;
+    const layers: LayerRecord[] = [];
+    for (const diffID of parsed.diffIDs) {
+      const layer = await store.readLayer(diffID);
+      if (!layer) return undefined;
+      layers.push(layer);
+    }
+    for (const key of [...blobs, manifest.config.digest, ...parsed.diffIDs, ...manifest.layers.map((l) => l.digest)]) protect(key);
+    return { digest: manifestDigest, config: parsed.config, layers, blobs: [...blobs, manifest.config.digest, ...manifest.layers.map((l) => l.digest)] };
+  }
+
   private async fetchManifest(client: RegistryClient, ref: ImageReference, tagOrDigest: string, scope: string) {
     const res = await client.request(`/v2/${ref.repository}/manifests/${tagOrDigest}`, {
       scope, headers: { accept: MANIFEST_ACCEPT.join(', ') },

@@ -4,8 +4,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { collectGarbage, type ContainerRecord } from './gc.ts';
 import type { ImageConfig } from './manifest.ts';
-import { Puller, type PullProgress } from './pull.ts';
-import { DOCKER_HUB, InvalidReferenceError, parseReference } from './reference.ts';
+import { Puller, type PullProgress, type PullResult } from './pull.ts';
+import { DEFAULT_TAG_CACHE_MS, digestToUseCached, Resolutions, type ImagePullBehavior } from './pull-behavior.ts';
+import { DOCKER_HUB, InvalidReferenceError, parseReference, type ImageReference } from './reference.ts';
 import { RegistryClient, type Credentials } from './registry-client.ts';
 import { checkContainerId, mountOverlay, removeOverlay } from './rootfs.ts';
 import { Store, writeJsonAtomic } from './store.ts';
@@ -23,6 +24,8 @@ export interface PulledImage {
 
 export interface PullOptions {
   credentials?: Credentials;
+  /** Overrides the service's behaviour for this pull. */
+  behavior?: ImagePullBehavior;
   onProgress?: (p: PullProgress) => void;
 }
 
@@ -46,6 +49,10 @@ export interface ImageServiceOptions {
   layerConcurrency?: number;
   /** Images pulled within this many milliseconds are kept by garbage collection. @defaultValue 600000 */
   gcGraceMs?: number;
+  /** When the registry is asked about an image already stored (pull-behavior.ts). @defaultValue 'default' */
+  pullBehavior?: ImagePullBehavior;
+  /** How long a reference resolved at the registry is trusted under the `default` behaviour, per credentials; 0 asks every time. @defaultValue 10000 */
+  tagCacheMs?: number;
 }
 
 /** A pull that failed; the message is the registry's reason, e.g. `pull 127.0.0.1:5000/x:y: manifest unknown`. */
@@ -123,6 +130,22 @@ export function createImageService(options: ImageServiceOptions): ImageService {
   };
 
   const containerDir = (id: string) => path.join(root, 'containers', id);
+  const resolutions = new Resolutions();
+  const credentialsKey = (c: Credentials | undefined) => (c ? `${c.username}\0${c.password}` : '');
+
+  /** The newest stored image that was pulled under this reference. */
+  const storedFor = async (ref: ImageReference): Promise<string | undefined> => {
+    const images = (await store.listImages()).filter((i) => i.references.includes(ref.text));
+    return images.sort((a, b) => b.lastUsed - a.lastUsed)[0]?.digest;
+  };
+
+  const toPulledImage = (ref: ImageReference, result: PullResult): PulledImage => ({
+    reference: ref.text,
+    digest: result.digest,
+    config: result.config,
+    layers: result.layers.map((l) => store.layerDir(l.dir)),
+    diffIDs: result.layers.map((l) => l.diffID),
+  });
 
   return {
     async pull(reference, pullOptions = {}) {
@@ -142,6 +165,15 @@ export function createImageService(options: ImageServiceOptions): ImageService {
       try {
         return await lock.withShared(async () => {
           const credentials = pullOptions.credentials ?? credentialsFor(options.credentials, ref.registry);
+          const behavior = pullOptions.behavior ?? options.pullBehavior ?? 'default';
+          const cachedDigest = await digestToUseCached(
+            behavior, ref, credentialsKey(credentials), resolutions, options.tagCacheMs ?? DEFAULT_TAG_CACHE_MS, storedFor,
+          );
+          const cached = cachedDigest ? await puller.resolveLocal(cachedDigest, protect) : undefined;
+          if (cached) {
+            logger.debug({ reference: ref.text, digest: cached.digest, behavior }, 'image taken from the store without asking the registry');
+            return toPulledImage(ref, cached);
+          }
           const result = await puller.pull(ref, clientFor(ref.registry, credentials), pullOptions.onProgress, protect);
           const previous = await store.readImage(result.digest);
           await store.writeImage({
@@ -151,14 +183,9 @@ export function createImageService(options: ImageServiceOptions): ImageService {
             layers: result.layers.map((l) => l.diffID),
             lastUsed: Date.now(),
           });
+          resolutions.remember(ref, credentialsKey(credentials), result.digest);
           logger.info({ reference: ref.text, digest: result.digest, layers: result.layers.length, ms: Date.now() - started }, 'image pulled');
-          return {
-            reference: ref.text,
-            digest: result.digest,
-            config: result.config,
-            layers: result.layers.map((l) => store.layerDir(l.dir)),
-            diffIDs: result.layers.map((l) => l.diffID),
-          };
+          return toPulledImage(ref, result);
         });
       } catch (err) {
         const reason = (err as Error).message ?? String(err);

@@ -4,7 +4,9 @@
 // chain is ours to run). The record then moves from pool/ to tasks/ with one
 // rename, so a crash never leaves it in both or in neither. The pool refills
 // in the background; it starts filling at recover() (after stale entries from
-// a previous run are released) or at the first take().
+// a previous run are released) or at the first take(). While entries are left,
+// a refill waits `refillDelayMs`: a CNI ADD is ~90 ms of CPU, which would
+// otherwise compete with the very start that took the entry.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { execPlugin, type CniExec } from './cni.ts';
@@ -21,6 +23,8 @@ export interface PoolOptions {
   unwire(store: RecordStore, record: NetworkRecord): Promise<void>;
   exec: CniExec;
   log: Logger;
+  /** How long a refill waits after a take while the pool still has entries. @defaultValue 300 */
+  refillDelayMs?: number;
 }
 
 export class Pool {
@@ -28,6 +32,7 @@ export class Pool {
   private filling = 0;
   private closed = false;
   private failures = 0;
+  private refillTimer: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<Promise<void>>();
 
   constructor(private readonly o: PoolOptions) {}
@@ -41,7 +46,8 @@ export class Pool {
     if (this.o.size <= 0 || this.closed) return undefined;
     const record = this.ready.shift();
     this.failures = 0; // a task asked: try again even after earlier failures
-    this.fill();
+    if (this.ready.length === 0) this.fill();
+    else this.fillSoon();
     if (!record) return undefined;
     const poolId = record.id;
     const mappings = hostPortMappings(portMappings);
@@ -66,7 +72,18 @@ export class Pool {
     }
   }
 
+  private fillSoon(): void {
+    if (this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.fill();
+    }, this.o.refillDelayMs ?? 300);
+    this.refillTimer.unref();
+  }
+
   private fill(): void {
+    clearTimeout(this.refillTimer);
+    this.refillTimer = undefined;
     if (this.closed || this.o.size <= 0) return;
     while (this.ready.length + this.filling < this.o.size) {
       // Back off after repeated failures instead of spinning on a broken host.
@@ -108,11 +125,13 @@ export class Pool {
 
   /** Resolves once the pool holds `size` entries (or filling has given up). */
   async whenFull(): Promise<void> {
+    if (this.refillTimer) this.fill(); // a refill waiting for its delay starts now
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.refillTimer);
     await Promise.all([...this.inflight]);
     const entries = this.ready.splice(0);
     for (const record of entries) {
