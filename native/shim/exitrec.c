@@ -45,7 +45,7 @@ int exit_record_write(const struct exit_record *r, const char *state_dir, shim_e
   size_t n = exit_record_json(r, NULL, buf, sizeof buf - 1);
 
   buf[n++] = '\n';
-  if (write_file_atomic(state_dir, "exit.json", buf, n, 0644, err) < 0)
+  if (write_file_atomic(state_dir, "exit.json", buf, n, 0644, true, err) < 0)
     return shim_error_wrap(err, "write exit record");
   return 0;
 }

@@ -43,7 +43,7 @@ int mkdir_p(const char *path, mode_t mode, shim_error_t *err)
 }
 
 int write_file_atomic(const char *dir, const char *name, const char *data,
-                      size_t n, mode_t mode, shim_error_t *err)
+                      size_t n, mode_t mode, bool durable, shim_error_t *err)
 {
   char tmp[PATH_MAX], final[PATH_MAX];
   cleanup_close int fd = -1;
@@ -65,10 +65,12 @@ int write_file_atomic(const char *dir, const char *name, const char *data,
         return shim_error(err, errno, "write %s", tmp);
       off += (size_t) w;
     }
-  if (fsync(fd) < 0)
+  if (durable && fsync(fd) < 0)
     return shim_error(err, errno, "fsync %s", tmp);
   if (rename(tmp, final) < 0)
     return shim_error(err, errno, "rename %s", tmp);
+  if (!durable)
+    return 0;
   dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0)
     (void) fsync(dfd);

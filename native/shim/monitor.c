@@ -67,7 +67,7 @@ static int write_shim_pid(struct monitor *m, shim_error_t *err)
 {
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%d", (int) getpid());
-  return write_file_atomic(m->o->state_dir, "shim.pid", buf, (size_t) n, 0644, err);
+  return write_file_atomic(m->o->state_dir, "shim.pid", buf, (size_t) n, 0644, false, err);
 }
 
 static int read_pid(const char *path, pid_t *pid, shim_error_t *err)
