@@ -1,5 +1,6 @@
 // The node agent: registers this host, heartbeats, takes work from its own
 // queue only, and runs it through the task supervisor.
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,13 +88,15 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     redis, logger, nodeId: o.nodeId, agentAddress: () => address, targets: proxyTargets,
     stop: (taskId, reason) => supervisor.stop(taskId, reason),
   });
+  const runtime = o.runtime ?? runtimeBinary();
   const supervisor: TaskSupervisor = new TaskSupervisor({
     hooks,
     redis, logger, nodeId: o.nodeId, images, network, stats,
     tasksDir: path.join(o.stateDir, 'tasks'),
     runtimeRoot: path.join(o.stateDir, 'runtime'),
     shimBinary: o.shim ?? shimBinary(),
-    runtimeBinary: o.runtime ?? runtimeBinary(),
+    runtimeBinary: runtime,
+    runtimeMountsRootfs: await isBerthRuntime(runtime),
     secretBox: o.secretBox ?? null,
   });
 
@@ -163,6 +166,13 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
     },
   };
+}
+
+/** berth-runtime mounts a task's overlay rootfs itself; any other runtime (runc) gets it mounted. */
+function isBerthRuntime(runtime: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(runtime, ['--version'], { timeout: 10_000 }, (err, stdout) => resolve(!err && stdout.startsWith('berth-runtime ')));
+  });
 }
 
 function tagCacheFromEnv(value: string | undefined): number | undefined {

@@ -89,14 +89,21 @@ function lookup(db: string | null, name: string, idField: number): number | unde
   return undefined;
 }
 
-/** `user`, `uid`, `user:group` or `uid:gid`, names resolved in the image's /etc files. */
-export async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
+/** Reads a file of the container's image (`etc/passwd`); null when there is none. */
+export type ImageFileReader = (file: string) => Promise<string | null>;
+
+/**
+ * `user`, `uid`, `user:group` or `uid:gid`, names resolved in the image's /etc
+ * files: read from a mounted rootfs (a path), or through `readFile`.
+ */
+export async function resolveUser(rootfs: string | ImageFileReader, user: string | undefined): Promise<{ uid: number; gid: number }> {
+  const read: ImageFileReader = typeof rootfs === 'string' ? (file) => readRootfsFile(rootfs, file) : rootfs;
   if (!user) return { uid: 0, gid: 0 };
   const [u, g] = user.split(':') as [string, string | undefined];
   let uid: number | undefined = /^\d+$/.test(u) ? Number(u) : undefined;
   let gid: number | undefined;
   if (uid === undefined) {
-    const passwd = await readRootfsFile(rootfs, 'etc/passwd');
+    const passwd = await read('etc/passwd');
     uid = lookup(passwd, u, 2);
     if (uid === undefined) throw new TaskSpecError(`user "${u}" is not in the image's /etc/passwd`);
     if (g === undefined) gid = lookup(passwd, u, 3);
@@ -104,7 +111,7 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
     gid = uid;
   }
   if (g !== undefined) {
-    gid = /^\d+$/.test(g) ? Number(g) : lookup(await readRootfsFile(rootfs, 'etc/group'), g, 2);
+    gid = /^\d+$/.test(g) ? Number(g) : lookup(await read('etc/group'), g, 2);
     if (gid === undefined) throw new TaskSpecError(`group "${g}" is not in the image's /etc/group`);
   }
   return { uid, gid: gid ?? 0 };

@@ -36,6 +36,12 @@ export interface SupervisorDeps {
   runtimeRoot: string;
   shimBinary: string;
   runtimeBinary: string;
+  /**
+   * The runtime mounts the overlay rootfs itself from config.json's
+   * berth.rootfs.overlay annotations (berth-runtime does; runc does not):
+   * no mount(8) on the host, and nothing on the host to unmount.
+   */
+  runtimeMountsRootfs?: boolean;
   logMaxBytes?: number;
   /** Told when a task runs and when it stopped (function instances: node-agent/src/readiness.ts). */
   hooks?: TaskHooks;
@@ -136,6 +142,7 @@ export class TaskSupervisor {
       });
       networkReady.catch(() => undefined); // awaited below, on every path
       let image, rootfs, user, extraMounts;
+      let rootfsAnnotations: Record<string, string> = {};
       try {
         image = await this.d.images.pull(task.spec.image, { credentials: registryCredentials(task, this.d.secretBox ?? null) });
         await Promise.all([
@@ -144,10 +151,18 @@ export class TaskSupervisor {
         ]);
         lap('pullMs');
         stage = 'rootfs';
-        rootfs = await this.d.images.mountRootfs(taskId, image);
+        const pulled = image;
+        if (this.d.runtimeMountsRootfs) {
+          const plan = await this.d.images.prepareRootfs(taskId, image);
+          rootfs = plan.rootfs;
+          rootfsAnnotations = { 'berth.rootfs.overlay': plan.options, 'berth.rootfs.overlay-base': plan.base };
+        } else {
+          rootfs = await this.d.images.mountRootfs(taskId, image);
+        }
         lap('rootfsMs');
         stage = 'config';
-        user = await resolveUser(rootfs, task.spec.user ?? image.config.user);
+        const imageFiles = this.d.runtimeMountsRootfs ? (file: string) => this.d.images.readImageFile(pulled, file) : rootfs;
+        user = await resolveUser(imageFiles, task.spec.user ?? image.config.user);
         extraMounts = await taskMounts(task.spec, path.join(p.dir, 'volumes'));
         lap('configMs');
       } catch (err) {
@@ -176,7 +191,7 @@ export class TaskSupervisor {
         rlimits: task.spec.ulimits.length > 0
           ? task.spec.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.softLimit, hard: u.hardLimit }))
           : undefined,
-        annotations: { 'berth.task-id': taskId, 'berth.family': task.family },
+        annotations: { 'berth.task-id': taskId, 'berth.family': task.family, ...rootfsAnnotations },
       });
       await writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
       await this.ensureStillWanted(taskId);

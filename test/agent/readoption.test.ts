@@ -2,7 +2,7 @@
 // container is found again, those that exited meanwhile are reported with their
 // real exit codes, the rest go on being supervised, every log line arrives
 // exactly once, and no task is lost or started twice.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startCluster, type AgentProcess, type TestCluster } from '../harness/cluster.ts';
@@ -25,9 +25,14 @@ function counter(code: number): string[] {
   return ['sh', '-c', `echo start; i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); echo "line $i"; sleep 0.1; done; echo "end $i"; exit ${code}`];
 }
 
-/** Lets a counter finish: the host writes into the task's overlay rootfs, which the container sees. */
+/**
+ * Lets a counter finish: the host writes into the container's root through its
+ * init's /proc/PID/root (the overlay is mounted in the container's own mount
+ * namespace with berth-runtime, on the host with runc).
+ */
 async function release(taskId: string): Promise<void> {
-  await writeFile(path.join(agent.stateDir, 'agent/images/containers', taskId, 'rootfs/tmp/go'), '');
+  const pid = (await readFile(path.join(agent.stateDir, 'agent/tasks', taskId, 'shim/container.pid'), 'utf8')).trim();
+  await writeFile(`/proc/${pid}/root/tmp/go`, '');
 }
 
 it('re-adopts 20 running tasks after the agent is killed with SIGKILL', async () => {

@@ -93,6 +93,27 @@ const cases: Case[] = [
     message: /linux\.resources\.unified needs a cgroup v2 host \(this one is (v1|hybrid)\)/,
   }]),
   {
+    name: 'overlay rootfs annotation without its base',
+    transform: (s) => {
+      s.annotations = { 'berth.rootfs.overlay': 'lowerdir=a,upperdir=b,workdir=c' };
+    },
+    message: /annotations: berth\.rootfs\.overlay needs berth\.rootfs\.overlay-base, an absolute path/,
+  },
+  {
+    name: 'overlay rootfs annotation with an option other than the three dirs',
+    transform: (s) => {
+      s.annotations = { 'berth.rootfs.overlay': 'lowerdir=a,upperdir=b,workdir=c,index=on', 'berth.rootfs.overlay-base': '/' };
+    },
+    message: /berth\.rootfs\.overlay: `index=on` is not lowerdir=, upperdir= or workdir=/,
+  },
+  {
+    name: 'overlay rootfs whose layer does not exist',
+    transform: (s) => {
+      s.annotations = { 'berth.rootfs.overlay': 'lowerdir=no/such/layer,upperdir=no/upper,workdir=no/work', 'berth.rootfs.overlay-base': '/' };
+    },
+    message: /mount the overlay rootfs on `.*`: No such file or directory/,
+  },
+  {
     name: 'malformed JSON',
     edit: (bundle) => writeFileSync(path.join(bundle, 'config.json'), '{"ociVersion": "1.0.2",'),
     message: /config\.json: invalid JSON at offset \d+/,

@@ -1,7 +1,9 @@
 // A container's root filesystem: overlayfs over the image's layers with a
-// private upper and work dir under containers/<id>/. mount(8) runs with its
+// private upper and work dir under containers/<id>/. The mount runs with its
 // working directory at the store's root and relative lowerdir paths (l/<short>),
-// so even many layers fit in the mount data's page-size limit.
+// so even many layers fit in the mount data's page-size limit. Either the agent
+// mounts it on the host with mount(8) (any runtime), or berth-runtime mounts it
+// inside the container's mount namespace from the plan (no host mount at all).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -36,11 +38,18 @@ export async function isMountPoint(p: string): Promise<boolean> {
   return false;
 }
 
-/** Mounts the overlay; `layers` are directories lowest first; relative ones are relative to `root`. */
-export async function mountOverlay(root: string, containerDir: string, layers: string[]): Promise<string> {
+/** What an overlay rootfs is made of: the mount point and its options, relative to `base`. */
+export interface OverlayPlan {
+  rootfs: string;
+  /** lowerdir=…,upperdir=…,workdir=…, with paths relative to `base`. */
+  options: string;
+  base: string;
+}
+
+/** Makes the container's upper, work and rootfs dirs and the overlay's options; `layers` lowest first. */
+export async function planOverlay(root: string, containerDir: string, layers: string[]): Promise<OverlayPlan> {
   const rootfs = path.join(containerDir, 'rootfs');
   for (const d of ['upper', 'work', 'rootfs']) await fs.mkdir(path.join(containerDir, d), { recursive: true, mode: 0o755 });
-  if (await isMountPoint(rootfs)) return rootfs;
   const rel = (p: string) => {
     const r = path.relative(root, p);
     return r.startsWith('..') || path.isAbsolute(r) ? p : r;
@@ -54,11 +63,18 @@ export async function mountOverlay(root: string, containerDir: string, layers: s
     lower = [rel(empty)];
   }
   for (const l of lower) if (/[,:\\]/.test(l)) throw new Error(`layer path "${l}" has a character overlayfs options cannot carry`);
-  const data = `lowerdir=${lower.join(':')},upperdir=${rel(path.join(containerDir, 'upper'))},workdir=${rel(path.join(containerDir, 'work'))}`;
-  if (data.length > MOUNT_DATA_LIMIT) throw new Error(`too many layers for one overlay mount (${layers.length})`);
-  const { code, stderr } = await run('mount', ['-t', 'overlay', 'overlay', '-o', data, rel(rootfs)], root);
+  const options = `lowerdir=${lower.join(':')},upperdir=${rel(path.join(containerDir, 'upper'))},workdir=${rel(path.join(containerDir, 'work'))}`;
+  if (options.length > MOUNT_DATA_LIMIT) throw new Error(`too many layers for one overlay mount (${layers.length})`);
+  return { rootfs, options, base: root };
+}
+
+/** Mounts the overlay on the host with mount(8); `layers` are directories lowest first. */
+export async function mountOverlay(root: string, containerDir: string, layers: string[]): Promise<string> {
+  const plan = await planOverlay(root, containerDir, layers);
+  if (await isMountPoint(plan.rootfs)) return plan.rootfs;
+  const { code, stderr } = await run('mount', ['-t', 'overlay', 'overlay', '-o', plan.options, plan.rootfs], root);
   if (code !== 0) throw new Error(`mount overlay for ${containerDir}: ${stderr || `exit ${code}`}`);
-  return rootfs;
+  return plan.rootfs;
 }
 
 /** Unmounts (lazily if busy) and removes the container's dirs; nothing there is fine. */

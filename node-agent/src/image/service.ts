@@ -8,7 +8,8 @@ import { Puller, type PullProgress, type PullResult } from './pull.ts';
 import { DEFAULT_TAG_CACHE_MS, digestToUseCached, Resolutions, type ImagePullBehavior } from './pull-behavior.ts';
 import { DOCKER_HUB, InvalidReferenceError, parseReference, type ImageReference } from './reference.ts';
 import { RegistryClient, type Credentials } from './registry-client.ts';
-import { checkContainerId, mountOverlay, removeOverlay } from './rootfs.ts';
+import { readLayeredFile } from './layered-file.ts';
+import { checkContainerId, mountOverlay, planOverlay, removeOverlay, type OverlayPlan } from './rootfs.ts';
 import { Store, writeJsonAtomic } from './store.ts';
 
 export interface PulledImage {
@@ -33,6 +34,18 @@ export interface ImageService {
   pull(reference: string, options?: PullOptions): Promise<PulledImage>;
   /** overlayfs over the layers with a private upper/work dir; returns the mounted rootfs path */
   mountRootfs(containerId: string, image: PulledImage): Promise<string>;
+  /**
+   * As mountRootfs, but mounts nothing: the runtime mounts the overlay from the
+   * plan inside the container's mount namespace (berth-runtime's
+   * berth.rootfs.overlay annotations), so no mount is left on the host.
+   */
+  prepareRootfs(containerId: string, image: PulledImage): Promise<OverlayPlan>;
+  /**
+   * A file of the image as its rootfs shows it before the container runs
+   * (whiteouts and opaque directories applied), read without following any
+   * symlink; null when there is none.
+   */
+  readImageFile(image: PulledImage, file: string): Promise<string | null>;
   /** unmounts and removes the container's rootfs, upper and work dirs; idempotent */
   removeRootfs(containerId: string): Promise<void>;
   /** removes layers and blobs no mounted rootfs or recent pull uses until the store fits in budgetBytes */
@@ -147,6 +160,35 @@ export function createImageService(options: ImageServiceOptions): ImageService {
     diffIDs: result.layers.map((l) => l.diffID),
   });
 
+  /** Records the container's image in its dir (garbage collection keeps what it uses), then makes its rootfs. */
+  const withContainerDir = async <T>(containerId: string, image: PulledImage, make: (dir: string) => Promise<T>): Promise<T> => {
+    checkContainerId(containerId);
+    await init();
+    return lock.withShared(async () => {
+      const dir = containerDir(containerId);
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      const record = await store.readImage(image.digest);
+      const containerRecord: ContainerRecord = {
+        image: image.digest,
+        layerDirs: image.layers.map((l) => path.basename(l)),
+        diffIDs: image.diffIDs ?? record?.layers ?? [],
+        blobs: record?.blobs ?? [],
+      };
+      for (const l of image.layers) {
+        const st = await fs.lstat(l).catch(() => null);
+        if (!st?.isDirectory()) throw new Error(`layer ${l} of ${image.reference} is not in the store (removed by garbage collection?): pull again`);
+      }
+      await writeJsonAtomic(store, path.join(dir, 'image.json'), containerRecord);
+      if (record) await store.writeImage({ ...record, lastUsed: Date.now() });
+      try {
+        return await make(dir);
+      } catch (err) {
+        await removeOverlay(dir).catch(() => undefined);
+        throw err;
+      }
+    });
+  };
+
   return {
     async pull(reference, pullOptions = {}) {
       let ref;
@@ -200,32 +242,23 @@ export function createImageService(options: ImageServiceOptions): ImageService {
       }
     },
 
-    async mountRootfs(containerId, image) {
-      checkContainerId(containerId);
-      await init();
-      return lock.withShared(async () => {
-        const dir = containerDir(containerId);
-        await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-        const record = await store.readImage(image.digest);
-        const containerRecord: ContainerRecord = {
-          image: image.digest,
-          layerDirs: image.layers.map((l) => path.basename(l)),
-          diffIDs: image.diffIDs ?? record?.layers ?? [],
-          blobs: record?.blobs ?? [],
-        };
-        for (const l of image.layers) {
-          const st = await fs.lstat(l).catch(() => null);
-          if (!st?.isDirectory()) throw new Error(`layer ${l} of ${image.reference} is not in the store (removed by garbage collection?): pull again`);
-        }
-        await writeJsonAtomic(store, path.join(dir, 'image.json'), containerRecord);
-        if (record) await store.writeImage({ ...record, lastUsed: Date.now() });
-        try {
-          return await mountOverlay(root, dir, image.layers);
-        } catch (err) {
-          await removeOverlay(dir).catch(() => undefined);
-          throw err;
-        }
-      });
+    mountRootfs(containerId, image) {
+      return withContainerDir(containerId, image, (dir) => mountOverlay(root, dir, image.layers));
+    },
+
+    prepareRootfs(containerId, image) {
+      return withContainerDir(containerId, image, (dir) => planOverlay(root, dir, image.layers));
+    },
+
+    async readImageFile(image, file) {
+      const layers = [];
+      for (let i = image.layers.length - 1; i >= 0; i--) {
+        const diffID = image.diffIDs?.[i];
+        const record = diffID ? await store.readLayer(diffID) : undefined;
+        if (!record) throw new Error(`layer ${image.layers[i]} of ${image.reference} is not in the store (removed by garbage collection?): pull again`);
+        layers.push({ dir: image.layers[i]!, opaques: new Set(record.index.opaques) });
+      }
+      return readLayeredFile(layers, file);
     },
 
     async removeRootfs(containerId) {

@@ -339,6 +339,24 @@ has_mount_at (const struct spec *s, const char *dest)
   return false;
 }
 
+/* Mounts the overlay rootfs from the overlay annotations, with relative layer
+ * paths taken from the base (short options: many layers fit in one page). */
+static int
+mount_overlay_rootfs (const struct spec *s, berth_error_t *err)
+{
+  cleanup_close int cwd = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int ret = 0;
+  if (cwd < 0)
+    return berth_make_error (err, errno, "open the working directory");
+  if (chdir (s->overlay_base) < 0)
+    return berth_make_error (err, errno, "chdir to the overlay base `%s`", s->overlay_base);
+  if (mount ("overlay", s->root_path, "overlay", 0, s->overlay_options) < 0)
+    ret = berth_make_error (err, errno, "mount the overlay rootfs on `%s`", s->root_path);
+  if (fchdir (cwd) < 0 && ret == 0)
+    ret = berth_make_error (err, errno, "return to the working directory");
+  return ret;
+}
+
 int
 rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, berth_error_t *err)
 {
@@ -350,7 +368,12 @@ rootfs_setup (const struct spec *s, struct cgroup *cg, bool in_userns, berth_err
    * set after pivot_root. */
   if (mount (NULL, "/", NULL, (prop & (MS_SHARED)) ? MS_PRIVATE | MS_REC : prop | MS_REC, NULL) < 0)
     return berth_make_error (err, errno, "make / private");
-  if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+  if (s->overlay_options)
+    {
+      if (mount_overlay_rootfs (s, err) < 0)
+        return -1;
+    }
+  else if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
     return berth_make_error (err, errno, "bind the rootfs `%s`", s->root_path);
   rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   TIMING ("child: rootfs bound");

@@ -318,6 +318,33 @@ parse_mount (struct spec_mount *m, json_node *n, size_t i, berth_error_t *err)
   return 0;
 }
 
+/* The overlay rootfs the init mounts (spec.h). Only the three options overlayfs
+ * needs for a container are accepted, and the base must be absolute. */
+static int
+parse_overlay_rootfs (struct spec *s, berth_error_t *err)
+{
+  const char *options = json_get_string (s->annotations, "berth.rootfs.overlay");
+  const char *base = json_get_string (s->annotations, "berth.rootfs.overlay-base");
+  if (options == NULL && base == NULL)
+    return 0;
+  if (options == NULL || base == NULL || *options == '\0' || base[0] != '/')
+    return berth_make_error (err, 0, "annotations: berth.rootfs.overlay needs berth.rootfs.overlay-base, an absolute path");
+  if (strlen (options) >= 4096)
+    return berth_make_error (err, 0, "annotations: berth.rootfs.overlay is longer than a page");
+  for (const char *p = options; *p;)
+    {
+      size_t len = strcspn (p, ",");
+      if (!((len > 9 && strncmp (p, "lowerdir=", 9) == 0) || (len > 9 && strncmp (p, "upperdir=", 9) == 0)
+            || (len > 8 && strncmp (p, "workdir=", 8) == 0)))
+        return berth_make_error (err, 0, "annotations: berth.rootfs.overlay: `%.*s` is not lowerdir=, upperdir= or workdir=",
+                                 (int) len, p);
+      p += len + (p[len] == ',');
+    }
+  s->overlay_options = options;
+  s->overlay_base = base;
+  return 0;
+}
+
 static int
 parse_spec (struct spec *s, berth_error_t *err)
 {
@@ -361,6 +388,8 @@ parse_spec (struct spec *s, berth_error_t *err)
   if (s->hostname && *s->hostname && !spec_find_namespace (s, CLONE_NEWUTS))
     return berth_make_error (err, 0, "hostname is set but there is no new uts namespace");
   s->annotations = json_get (s->json, "annotations");
+  if (parse_overlay_rootfs (s, err) < 0)
+    return -1;
   if (json_get (s->json, "hooks"))
     {
       json_node *h = json_get (s->json, "hooks");

@@ -130,6 +130,13 @@ struct spec
   unsigned long rootfs_propagation;
   json_node *seccomp;     /* parsed later, in the child */
   json_node *annotations; /* echoed by `state` */
+  /* From the annotations berth.rootfs.overlay (overlayfs options: lowerdir,
+   * upperdir, workdir) and berth.rootfs.overlay-base (the directory relative
+   * paths in them start from): the init mounts the rootfs itself, inside the
+   * container's mount namespace, so the host has no mount to clean up.
+   * Both point into `json`. */
+  const char *overlay_options;
+  const char *overlay_base;
   struct spec_resources resources;
 };
 
