@@ -2,7 +2,7 @@
 // through its lifecycle (common/lua/transition-task-3.lua).
 import { keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
-import type { HealthStatus, Task, TaskRecord, TaskStatus } from './types.ts';
+import type { HealthStatus, PlacementDemand, Task, TaskRecord, TaskStatus } from './types.ts';
 
 const JSON_FIELDS = new Set(['spec', 'tags', 'placementStrategy', 'placementConstraints']);
 const NUMBER_FIELDS = new Set(['revision', 'exitCode']);
@@ -74,6 +74,14 @@ export async function recordTaskHealth(redis: BerthRedis, taskId: string, status
 
 export function taskGroup(task: Pick<TaskRecord, 'group' | 'family'>): string {
   return task.group ?? `family:${task.family}`;
+}
+
+export function placementDemand(task: TaskRecord): PlacementDemand {
+  return {
+    tenant: task.tenant, group: taskGroup(task), cpu: task.spec.cpu, memory: task.spec.memory, createdAt: task.createdAt,
+    ...(task.placementStrategy ? { strategy: task.placementStrategy } : {}),
+    ...(task.placementConstraints ? { constraints: task.placementConstraints } : {}),
+  };
 }
 
 /** The API's view of a task record. */

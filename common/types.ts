@@ -78,9 +78,26 @@ export interface NodeRecord {
   heartbeatAt: string;
 }
 
-/** The job on the placement queue. */
+/**
+ * The job on the placement queue. The API adds what placing needs, so a
+ * scheduler places without reading the task first; a job with the task id
+ * alone (function instances) has the scheduler read it.
+ */
 export interface PlacementJob {
   taskId: string;
+  demand?: PlacementDemand;
+}
+
+/** A task as placement sees it (common/tasks.ts placementDemand makes it from the record). */
+export interface PlacementDemand {
+  tenant: string;
+  /** The task's group (TaskRecord.group or `family:<family>`). */
+  group: string;
+  cpu: number;
+  memory: number;
+  createdAt: string;
+  strategy?: PlacementStrategy;
+  constraints?: PlacementConstraint[];
 }
 
 /** Work on one node's queue. */

@@ -6,8 +6,8 @@ import type { BerthRedis } from '../../common/redis.ts';
 import type { NodeJob, PlacementJob } from '../../common/types.ts';
 
 export interface TaskQueues {
-  /** One 'place' job per task, jobId = taskId. */
-  place(taskIds: string[]): Promise<void>;
+  /** One 'place' job per task, jobId = taskId; the API's jobs carry the task's demand. */
+  place(jobs: PlacementJob[]): Promise<void>;
   /** A 'stop' job on the node's queue. */
   stop(nodeId: string, taskId: string, reason: string): Promise<void>;
   close(): Promise<void>;
@@ -25,11 +25,11 @@ export function bullTaskQueues(connection: BerthRedis): TaskQueues {
     return q;
   };
   return {
-    async place(taskIds) {
-      await placement.addBulk(taskIds.map((taskId) => ({
+    async place(jobs) {
+      await placement.addBulk(jobs.map((data) => ({
         name: 'place',
-        data: { taskId },
-        opts: { jobId: taskId, removeOnComplete: true, removeOnFail: 1000 },
+        data,
+        opts: { jobId: data.taskId, removeOnComplete: true, removeOnFail: 1000 },
       })));
     },
     async stop(nodeId, taskId, reason) {

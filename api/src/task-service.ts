@@ -6,7 +6,7 @@ import type { BerthRedis } from '../../common/redis.ts';
 import type { SecretBox } from '../../common/secret-box.ts';
 import { sealedSecrets } from '../../common/secrets.ts';
 import type { StoredTaskDefinition } from '../../common/taskdefs.ts';
-import { getTask, saveNewTasks, toApiTask, transitionTask } from '../../common/tasks.ts';
+import { getTask, placementDemand, saveNewTasks, toApiTask, transitionTask } from '../../common/tasks.ts';
 import type { PlacementConstraint, PlacementStrategy, RunTaskInput, Task, TaskContainerSpec, TaskRecord } from '../../common/types.ts';
 import { checkCpuMemory, MAX_MIB_PER_CPU_UNIT } from './limits.ts';
 import { invalidField } from './paging.ts';
@@ -167,7 +167,7 @@ export async function createTasks(
     ...(constraints ? { placementConstraints: constraints } : {}),
   }));
   await saveNewTasks(deps.redis, records);
-  await deps.queues.place(records.map((r) => r.taskId));
+  await deps.queues.place(records.map((r) => ({ taskId: r.taskId, demand: placementDemand(r) })));
   return records;
 }
 

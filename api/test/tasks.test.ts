@@ -37,7 +37,8 @@ describe('POST /v1/tasks', () => {
     for (const t of tasks) {
       const job = await placement.getJob(t.taskId);
       expect(job?.name).toBe('place');
-      expect(job?.data).toEqual({ taskId: t.taskId });
+      // What placing needs travels with the job, so the scheduler does not read the task first.
+      expect(job?.data).toEqual({ taskId: t.taskId, demand: { tenant, group: 'family:web', cpu: 256, memory: 512, createdAt: expect.any(String) } });
     }
     const record = await getTask(api.redis, tasks[0]!.taskId);
     expect(record?.spec).toEqual({

@@ -20,7 +20,7 @@ export interface SchedulerOptions {
   retryDelayMs?: number;
   /** A node silent for longer is LOST. @defaultValue 10 s (Nomad's) */
   nodeGraceMs?: number;
-  /** How stale the view of the nodes used to pick candidates may be. @defaultValue 250 ms */
+  /** How stale the view of the nodes used to pick candidates may be. @defaultValue 1000 ms */
   nodeCacheMs?: number;
   /** host:port of /healthz and /metrics (port 0: a free one); no HTTP server without it. */
   http?: { host: string; port: number };
@@ -43,7 +43,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   const processor = metrics.instrument(createPlacementProcessor(
     {
       redis, logger: o.logger, placementDeadlineMs: o.placementDeadlineMs ?? 600_000,
-      retryDelayMs: o.retryDelayMs ?? 500, nodeCacheMs: o.nodeCacheMs ?? 250,
+      retryDelayMs: o.retryDelayMs ?? 500, nodeCacheMs: o.nodeCacheMs ?? 1000,
     },
     nodeQueues.get,
   ));

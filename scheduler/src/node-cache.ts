@@ -1,7 +1,8 @@
 // A recent view of the nodes, refreshed in the background, so a placement does
-// not read every node from Redis. The view may be stale: that is safe, because
-// reserve-capacity-4.lua re-checks the real numbers and refuses when they no
-// longer fit (the optimistic approach Nomad's workers take).
+// not read every node from Redis nor wait while the view is reloaded. The view
+// may be stale: that is safe, because reserve-capacity-4.lua re-checks the real
+// numbers and refuses when they no longer fit (the optimistic approach Nomad's
+// workers take); a refusal asks for a reload.
 import { listNodes } from '../../common/nodes.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import type { NodeRecord } from '../../common/types.ts';
@@ -13,9 +14,17 @@ export class NodeCache {
 
   constructor(private readonly redis: BerthRedis, private readonly maxAgeMs: number) {}
 
-  /** Nodes no older than maxAgeMs; at most one reload runs at a time. */
+  /**
+   * The view; only the first call waits for a load. A view older than maxAgeMs
+   * is returned as it is while one reload runs in the background.
+   */
   async get(): Promise<NodeRecord[]> {
-    if (Date.now() - this.loadedAt <= this.maxAgeMs) return this.nodes;
+    if (this.loadedAt === 0) return this.reload();
+    if (Date.now() - this.loadedAt > this.maxAgeMs) void this.reload().catch(() => undefined);
+    return this.nodes;
+  }
+
+  private reload(): Promise<NodeRecord[]> {
     this.loading ??= listNodes(this.redis)
       .then((nodes) => {
         this.nodes = nodes;
@@ -35,8 +44,8 @@ export class NodeCache {
     }
   }
 
-  /** Forgets the view, e.g. after the script said a node no longer fits. */
+  /** Asks for a fresh view, e.g. after the script said a node no longer fits. */
   invalidate(): void {
-    this.loadedAt = 0;
+    if (this.loadedAt !== 0) this.loadedAt = 1;
   }
 }

@@ -4,13 +4,13 @@
 import { DelayedError, Queue, type Job } from 'bullmq';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
-import { getTask, taskGroup, transitionTask } from '../../common/tasks.ts';
+import { getTask, placementDemand, transitionTask } from '../../common/tasks.ts';
 import type { Logger } from '../../common/log.ts';
-import type { NodeJob, PlacementJob, TaskRecord } from '../../common/types.ts';
+import type { NodeJob, PlacementDemand, PlacementJob, TaskRecord } from '../../common/types.ts';
 import { ConstraintError, filterNodes } from './constraints.ts';
 import type { PlacementOutcome } from './metrics.ts';
 import { NodeCache } from './node-cache.ts';
-import { candidates, DEFAULT_STRATEGY, fits, shortResource, type PlacementStrategy } from './strategy.ts';
+import { candidates, DEFAULT_STRATEGY, fits, shortResource } from './strategy.ts';
 
 export interface PlacementOptions {
   redis: BerthRedis;
@@ -47,8 +47,23 @@ export async function enqueueStart(nodeQueue: Queue<NodeJob>, taskId: string): P
   await nodeQueue.add('start', { kind: 'start', taskId }, { jobId: `start-${taskId}`, removeOnComplete: true, removeOnFail: 1000 });
 }
 
-function strategyOf(task: TaskRecord): PlacementStrategy {
-  return task.placementStrategy ?? DEFAULT_STRATEGY;
+/**
+ * What placing the job's task needs: from the job when the API put it there,
+ * else from the task (null: nothing to place, or handled here).
+ */
+async function demandOf(o: PlacementOptions, nodeQueue: NodeQueues, job: PlacementJob): Promise<PlacementDemand | null> {
+  if (job.demand) return job.demand;
+  const task = await getTask(o.redis, job.taskId);
+  if (!task || task.desiredStatus !== 'RUNNING') return null;
+  if (await resumeHandOver(nodeQueue, task)) return null;
+  return task.lastStatus === 'PROVISIONING' ? placementDemand(task) : null;
+}
+
+/** A task reserved by an earlier attempt that died before handing it to its node: hand it over now. */
+async function resumeHandOver(nodeQueue: NodeQueues, task: TaskRecord | null): Promise<boolean> {
+  if (task?.lastStatus !== 'PENDING' || !task.nodeId || task.desiredStatus !== 'RUNNING') return false;
+  await enqueueStart(nodeQueue(task.nodeId), task.taskId);
+  return true;
 }
 
 export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
@@ -57,25 +72,19 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
   const failed: PlacementOutcome = { result: 'failed' };
   return async function place(job: Job<PlacementJob>, token?: string): Promise<PlacementOutcome> {
     const { taskId } = job.data;
-    const task = await getTask(o.redis, taskId);
-    if (!task || task.desiredStatus !== 'RUNNING') return skipped;
-    if (task.lastStatus === 'PENDING' && task.nodeId) {
-      // Reserved by an earlier attempt that died before handing the task over.
-      await enqueueStart(nodeQueue(task.nodeId), taskId);
-      return skipped;
-    }
-    if (task.lastStatus !== 'PROVISIONING') return skipped;
+    const d = await demandOf(o, nodeQueue, job.data);
+    if (!d) return skipped;
 
-    const demand = { cpu: task.spec.cpu, memory: task.spec.memory };
-    const groupKey = keys.groupNodes(task.tenant, taskGroup(task));
-    const distinct = task.placementConstraints?.some((c) => c.type === 'distinctInstance') ?? false;
-    const strategy = strategyOf(task);
+    const demand = { cpu: d.cpu, memory: d.memory };
+    const groupKey = keys.groupNodes(d.tenant, d.group);
+    const distinct = d.constraints?.some((c) => c.type === 'distinctInstance') ?? false;
+    const strategy = d.strategy ?? DEFAULT_STRATEGY;
     const needsGroup = distinct || strategy.type === 'spread';
     const [nodes, counts] = await Promise.all([nodeCache.get(), needsGroup ? o.redis.hgetall(groupKey) : {}]);
     const groupCounts = new Map(Object.entries(counts).map(([id, n]) => [id, Number(n)] as const).filter(([, n]) => n > 0));
     let eligible;
     try {
-      eligible = filterNodes(nodes, task.placementConstraints, new Set(groupCounts.keys()));
+      eligible = filterNodes(nodes, d.constraints, new Set(groupCounts.keys()));
     } catch (err) {
       if (!(err instanceof ConstraintError)) throw err;
       await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: `ResourceInitializationError: ${err.message}`, stoppedAt: new Date().toISOString() });
@@ -89,15 +98,22 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
       if (code === 1) {
         nodeCache.reserved(node.nodeId, demand.cpu, demand.memory);
         await enqueueStart(nodeQueue(node.nodeId), taskId);
-        o.logger.info({ taskId, nodeId: node.nodeId }, 'task placed');
-        return { result: 'placed', createdAt: task.createdAt };
+        o.logger.debug({ taskId, nodeId: node.nodeId }, 'task placed');
+        return { result: 'placed', createdAt: d.createdAt };
       }
-      if (code === -1) return skipped; // stopped or placed meanwhile
+      if (code === -1) {
+        // Stopped or placed meanwhile, or reserved by an attempt that died before the hand-over.
+        await resumeHandOver(nodeQueue, await getTask(o.redis, taskId));
+        return skipped;
+      }
       nodeCache.invalidate();
       // -2..-5: another replica took the capacity (or the node, for the group) first; try the next node.
     }
 
-    if (Date.now() - Date.parse(task.createdAt) >= o.placementDeadlineMs) {
+    // No room now. The job may carry the demand of a task stopped or placed meanwhile: look before waiting.
+    const [lastStatus, desiredStatus] = await o.redis.hmget(keys.task(taskId), 'lastStatus', 'desiredStatus');
+    if (lastStatus !== 'PROVISIONING' || desiredStatus !== 'RUNNING') return skipped;
+    if (Date.now() - Date.parse(d.createdAt) >= o.placementDeadlineMs) {
       const reason = eligible.length === 0
         ? `ResourceInitializationError: no node matched the placement constraints within ${Math.round(o.placementDeadlineMs / 1000)} s`
         : `ResourceInitializationError: no node had ${shortResource(eligible, demand)} free within ${Math.round(o.placementDeadlineMs / 1000)} s`;

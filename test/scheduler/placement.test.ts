@@ -7,7 +7,7 @@ import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import { createLogger } from '../../common/log.ts';
 import { getNode, listNodes, registerNode } from '../../common/nodes.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
-import { getTask, saveNewTasks, transitionTask } from '../../common/tasks.ts';
+import { getTask, placementDemand, saveNewTasks, transitionTask } from '../../common/tasks.ts';
 import type { PlacementJob, TaskRecord } from '../../common/types.ts';
 import { startScheduler, type Scheduler } from '../../scheduler/src/index.ts';
 import { startRedis, type TestRedis } from '../harness/redis.ts';
@@ -51,7 +51,7 @@ function newTask(cpu: number, memory: number, extra: Partial<TaskRecord> = {}): 
 
 async function submit(tasks: TaskRecord[]): Promise<void> {
   await saveNewTasks(redis, tasks);
-  await placement.addBulk(tasks.map((t) => ({ name: 'place', data: { taskId: t.taskId }, opts: { jobId: t.taskId, removeOnComplete: true } })));
+  await placement.addBulk(tasks.map((t) => ({ name: 'place', data: { taskId: t.taskId, demand: placementDemand(t) }, opts: { jobId: t.taskId, removeOnComplete: true } })));
 }
 
 async function scheduler(options: Partial<Parameters<typeof startScheduler>[0]> = {}): Promise<Scheduler> {

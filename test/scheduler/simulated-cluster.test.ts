@@ -8,7 +8,7 @@ import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
 import { createLogger } from '../../common/log.ts';
 import { listNodes } from '../../common/nodes.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
-import { getTask, saveNewTasks } from '../../common/tasks.ts';
+import { getTask, placementDemand, saveNewTasks } from '../../common/tasks.ts';
 import type { PlacementJob, TaskRecord } from '../../common/types.ts';
 import { startSimulatedAgents, type SimulatedAgents } from '../../node-agent/src/simulated.ts';
 import { startScheduler, type Scheduler } from '../../scheduler/src/index.ts';
@@ -43,7 +43,7 @@ it('runs 2,000 tasks on 100 nodes, and stops exactly the tasks of the nodes that
   }));
   const placement = new Queue<PlacementJob>(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
   await saveNewTasks(redis, tasks);
-  await placement.addBulk(tasks.map((t) => ({ name: 'place', data: { taskId: t.taskId }, opts: { jobId: t.taskId, removeOnComplete: true } })));
+  await placement.addBulk(tasks.map((t) => ({ name: 'place', data: { taskId: t.taskId, demand: placementDemand(t) }, opts: { jobId: t.taskId, removeOnComplete: true } })));
   await placement.close();
 
   const states = async () => Promise.all(tasks.map(async (t) => (await getTask(redis, t.taskId))!));

@@ -113,7 +113,7 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
   const gateway = new FunctionGateway({
     redis, logger, waiters,
     metrics: createGatewayMetrics(deps.registry),
-    place: (ids) => deps.queues.place(ids),
+    place: (ids) => deps.queues.place(ids.map((taskId) => ({ taskId }))),
     stopOnNode: (nodeId, taskId, reason) => deps.queues.stop(nodeId, taskId, reason),
     agentToken: () => (token ??= ensureAgentToken(redis)),
     queueTimeoutMs: positive('BERTH_FN_QUEUE_TIMEOUT_S', 30) * 1000,
