@@ -145,7 +145,7 @@ export class TaskSupervisor {
       let rootfsAnnotations: Record<string, string> = {};
       try {
         image = await this.d.images.pull(task.spec.image, { credentials: registryCredentials(task, this.d.secretBox ?? null) });
-        await Promise.all([
+        await settleAll([
           this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString()),
           this.ensureStillWanted(taskId),
         ]);
@@ -193,19 +193,20 @@ export class TaskSupervisor {
           : undefined,
         annotations: { 'berth.task-id': taskId, 'berth.family': task.family, ...rootfsAnnotations },
       });
-      await writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
-      await this.ensureStillWanted(taskId);
+      await settleAll([writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec)), this.ensureStillWanted(taskId)]);
       lap('configMs');
       stage = 'start';
       const started = await launchShim({
         shim: this.d.shimBinary, runtime: this.d.runtimeBinary, runtimeRoot: this.d.runtimeRoot,
         containerId: taskId, bundle: p.bundle, stateDir: p.shimState, logPath: p.log, logMaxBytes: this.d.logMaxBytes,
       });
-      await writeJson(p.started, started);
-      await transitionTask(this.d.redis, taskId, 'RUNNING', {
-        startedAt: new Date().toISOString(), imageDigest: image.digest, ipAddress: meta.network?.ipAddress,
-      });
+      const startedAt = new Date().toISOString();
       lap('startMs');
+      await settleAll([
+        writeJson(p.started, started),
+        transitionTask(this.d.redis, taskId, 'RUNNING', { startedAt, imageDigest: image.digest, ipAddress: meta.network?.ipAddress }),
+      ]);
+      lap('recordMs');
       log.info({ pid: started.pid, image: task.spec.image, ...timings, totalMs: Math.round(performance.now() - begun) }, 'task running');
       this.d.hooks?.onRunning?.(task, { ipAddress: meta.network?.ipAddress, cgroupsPath: meta.cgroupsPath });
       this.supervise(taskId, meta, started.pid);
@@ -381,6 +382,12 @@ export class TaskSupervisor {
 function networkNamespace(network: TaskNetwork | undefined): NetworkNamespace {
   if (!network || network.mode === 'host' || !network.netnsPath) return { kind: 'host' };
   return { kind: 'join', path: network.netnsPath };
+}
+
+/** Waits for every promise, then throws the first failure: nothing is still running when the caller cleans up. */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function exists(file: string): Promise<boolean> {
