@@ -58,7 +58,7 @@ export interface ImageServiceOptions {
   insecureRegistries?: string[];
   credentials?: Record<string, Credentials>;
   logger: Logger;
-  /** Layers downloaded and unpacked at once. @defaultValue 3 */
+  /** Layers downloaded and unpacked at once. @defaultValue 4 */
   layerConcurrency?: number;
   /** Images pulled within this many milliseconds are kept by garbage collection. @defaultValue 600000 */
   gcGraceMs?: number;
@@ -124,7 +124,7 @@ export function createImageService(options: ImageServiceOptions): ImageService {
   const root = path.resolve(options.root);
   const store = new Store(root);
   const logger = options.logger;
-  const puller = new Puller({ store, logger, layerConcurrency: options.layerConcurrency ?? 3 });
+  const puller = new Puller({ store, logger, layerConcurrency: options.layerConcurrency ?? 4 });
   const lock = new SharedLock();
   const active = new Map<string, number>();
   const clients = new Map<string, RegistryClient>();

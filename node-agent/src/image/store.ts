@@ -52,9 +52,15 @@ export interface ImageRecord {
 }
 
 /** Writes data to a temp file, verifying size and digest, and renames it into place. */
+/** Bytes a blob writer lets wait for the disk before write() waits too. */
+const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
+
 export class BlobWriter {
   private readonly hash: Hash;
   private size = 0;
+  private writes: Promise<void> = Promise.resolve();
+  private queuedBytes = 0;
+  private writeError: unknown;
   private constructor(
     private readonly store: Store,
     private readonly digest: string,
@@ -76,18 +82,46 @@ export class BlobWriter {
     return this.size;
   }
 
+  /**
+   * Hashes the chunk now and writes it behind: the caller goes on (unpacking the
+   * same bytes) while the file write runs, up to WRITE_BEHIND_BYTES queued. The
+   * chunk must not be changed afterwards. commit() waits for every write.
+   */
   async write(chunk: Buffer): Promise<void> {
+    if (this.writeError) throw this.writeError;
     this.size += chunk.length;
     if (this.expectedSize !== undefined && this.size > this.expectedSize) {
       throw new DigestError(`blob ${this.digest} is larger than its descriptor's ${this.expectedSize} bytes`);
     }
     this.hash.update(chunk);
-    let off = 0;
-    while (off < chunk.length) off += (await this.fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    this.queuedBytes += chunk.length;
+    this.writes = this.writes.then(async () => {
+      if (this.writeError) return;
+      try {
+        let off = 0;
+        while (off < chunk.length) off += (await this.fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      } catch (err) {
+        this.writeError = err;
+      } finally {
+        this.queuedBytes -= chunk.length;
+      }
+    });
+    if (this.queuedBytes > WRITE_BEHIND_BYTES) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    await this.writes;
+    if (this.writeError) throw this.writeError;
   }
 
   /** Verifies and renames into blobs/; throws DigestError on a mismatch. */
   async commit(): Promise<string> {
+    try {
+      await this.flush();
+    } catch (err) {
+      await this.abort();
+      throw err;
+    }
     await this.fh.close();
     const { algo } = checkDigest(this.digest);
     const actual = `${algo}:${this.hash.digest('hex')}`;
@@ -106,6 +140,7 @@ export class BlobWriter {
   }
 
   async abort(): Promise<void> {
+    await this.writes;
     await this.fh.close().catch(() => undefined);
     await fs.rm(this.tmp, { force: true });
   }
