@@ -84,7 +84,10 @@ export interface NodeRecord {
  * alone (function instances) has the scheduler read it.
  */
 export interface PlacementJob {
+  /** The (first) task; the job's id. */
   taskId: string;
+  /** All the tasks of a run with `count` > 1 (same demand), placed by this one job. */
+  taskIds?: string[];
   demand?: PlacementDemand;
 }
 

@@ -6,7 +6,7 @@ import type { BerthRedis } from '../../common/redis.ts';
 import type { NodeJob, PlacementJob } from '../../common/types.ts';
 
 export interface TaskQueues {
-  /** One 'place' job per task, jobId = taskId; the API's jobs carry the task's demand. */
+  /** 'place' jobs, jobId = the (first) task's id; the API's carry a run's tasks and their demand. */
   place(jobs: PlacementJob[]): Promise<void>;
   /** A 'stop' job on the node's queue. */
   stop(nodeId: string, taskId: string, reason: string): Promise<void>;

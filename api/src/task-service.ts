@@ -167,7 +167,11 @@ export async function createTasks(
     ...(constraints ? { placementConstraints: constraints } : {}),
   }));
   await saveNewTasks(deps.redis, records);
-  await deps.queues.place(records.map((r) => ({ taskId: r.taskId, demand: placementDemand(r) })));
+  // One job for the run: its tasks share one demand, and one job places them all.
+  await deps.queues.place([{
+    taskId: records[0]!.taskId, demand: placementDemand(records[0]!),
+    ...(records.length > 1 ? { taskIds: records.map((r) => r.taskId) } : {}),
+  }]);
   return records;
 }
 

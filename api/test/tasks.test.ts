@@ -24,7 +24,7 @@ afterAll(async () => {
 const run = (body: object, headers: Record<string, string> = {}, k = key) => api.request(k, { method: 'POST', url: '/v1/tasks', payload: body, headers });
 
 describe('POST /v1/tasks', () => {
-  it('creates PROVISIONING tasks and one placement job per task', async () => {
+  it('creates PROVISIONING tasks and one placement job for the run', async () => {
     const res = await run({ taskDefinition: 'web', count: 3, startedBy: 'ci', tags: [{ key: 'team', value: 'a' }] });
     expect(res.statusCode).toBe(201);
     const tasks = res.json().tasks as { taskId: string }[];
@@ -34,12 +34,14 @@ describe('POST /v1/tasks', () => {
       lastStatus: 'PROVISIONING', desiredStatus: 'RUNNING', cpu: 256, memory: 512,
       image: 'registry.local:5000/berth/busybox:1.36', createdAt: expect.any(String), startedBy: 'ci', tags: [{ key: 'team', value: 'a' }],
     });
-    for (const t of tasks) {
-      const job = await placement.getJob(t.taskId);
-      expect(job?.name).toBe('place');
-      // What placing needs travels with the job, so the scheduler does not read the task first.
-      expect(job?.data).toEqual({ taskId: t.taskId, demand: { tenant, group: 'family:web', cpu: 256, memory: 512, createdAt: expect.any(String) } });
-    }
+    const job = await placement.getJob(tasks[0]!.taskId);
+    expect(job?.name).toBe('place');
+    // The run's tasks and what placing needs travel with the job, so the scheduler does not read the tasks first.
+    expect(job?.data).toEqual({
+      taskId: tasks[0]!.taskId, taskIds: tasks.map((t) => t.taskId),
+      demand: { tenant, group: 'family:web', cpu: 256, memory: 512, createdAt: expect.any(String) },
+    });
+    expect(await placement.getJob(tasks[1]!.taskId)).toBeUndefined();
     const record = await getTask(api.redis, tasks[0]!.taskId);
     expect(record?.spec).toEqual({
       image: 'registry.local:5000/berth/busybox:1.36', command: ['sh', '-c', 'echo hi'],

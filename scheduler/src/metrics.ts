@@ -15,7 +15,9 @@ export type PlacementResult = 'placed' | 'no_capacity' | 'failed' | 'skipped' | 
 /** What the placement processor tells about a run that did not throw. */
 export interface PlacementOutcome {
   result: 'placed' | 'failed' | 'skipped';
-  /** The task's creation time, when it was placed. */
+  /** How many tasks came to that (a job may carry several tasks of one run). */
+  count: number;
+  /** The tasks' creation time, when they were placed. */
   createdAt?: string;
 }
 
@@ -76,18 +78,20 @@ export function createSchedulerMetrics(o: { redis: BerthRedis }): SchedulerMetri
       return async (job, token) => {
         const started = process.hrtime.bigint();
         let result: PlacementResult = 'skipped';
+        let count = 1;
         try {
           const outcome = await processor(job, token);
           result = outcome.result;
+          count = outcome.count;
           if (outcome.result === 'placed' && outcome.createdAt) {
             const waited = (Date.now() - Date.parse(outcome.createdAt)) / 1000;
-            if (Number.isFinite(waited) && waited >= 0) waitSeconds.observe(waited);
+            if (Number.isFinite(waited) && waited >= 0) for (let i = 0; i < count; i++) waitSeconds.observe(waited);
           }
         } catch (err) {
           result = err instanceof DelayedError ? 'no_capacity' : 'error';
           throw err;
         } finally {
-          attempts.inc({ result });
+          attempts.inc({ result }, count);
           attemptSeconds.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9);
         }
       };

@@ -1,12 +1,13 @@
-// The placement worker: takes a PROVISIONING task, reserves CPU and memory on
-// the best node that fits with one atomic script, and hands the task to that
-// node's queue. Any number of replicas may run this at once.
+// The placement worker: takes a job with the PROVISIONING tasks of one run (one
+// task, or a run's `count`), reserves CPU and memory for each on the best node
+// that fits with one atomic script, and hands the tasks to those nodes' queues.
+// Any number of replicas may run this at once.
 import { DelayedError, Queue, type Job } from 'bullmq';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import { getTask, placementDemand, transitionTask } from '../../common/tasks.ts';
 import type { Logger } from '../../common/log.ts';
-import type { NodeJob, PlacementDemand, PlacementJob, TaskRecord } from '../../common/types.ts';
+import type { NodeJob, NodeRecord, PlacementDemand, PlacementJob, TaskRecord } from '../../common/types.ts';
 import { ConstraintError, filterNodes } from './constraints.ts';
 import type { PlacementOutcome } from './metrics.ts';
 import { NodeCache } from './node-cache.ts';
@@ -44,7 +45,14 @@ export function nodeQueueCache(connection: BerthRedis): { get: NodeQueues; close
 }
 
 export async function enqueueStart(nodeQueue: Queue<NodeJob>, taskId: string): Promise<void> {
-  await nodeQueue.add('start', { kind: 'start', taskId }, { jobId: `start-${taskId}`, removeOnComplete: true, removeOnFail: 1000 });
+  await enqueueStarts(nodeQueue, [taskId]);
+}
+
+/** A `start` job per task on the node's queue; the job id makes a second hand-over of a task a no-op. */
+export async function enqueueStarts(nodeQueue: Queue<NodeJob>, taskIds: string[]): Promise<void> {
+  const opts = { removeOnComplete: true, removeOnFail: 1000 };
+  if (taskIds.length === 1) await nodeQueue.add('start', { kind: 'start', taskId: taskIds[0]! }, { jobId: `start-${taskIds[0]}`, ...opts });
+  else await nodeQueue.addBulk(taskIds.map((taskId) => ({ name: 'start', data: { kind: 'start' as const, taskId }, opts: { jobId: `start-${taskId}`, ...opts } })));
 }
 
 /**
@@ -68,12 +76,11 @@ async function resumeHandOver(nodeQueue: NodeQueues, task: TaskRecord | null): P
 
 export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
   const nodeCache = new NodeCache(o.redis, o.nodeCacheMs);
-  const skipped: PlacementOutcome = { result: 'skipped' };
-  const failed: PlacementOutcome = { result: 'failed' };
+  const skipped: PlacementOutcome = { result: 'skipped', count: 1 };
   return async function place(job: Job<PlacementJob>, token?: string): Promise<PlacementOutcome> {
-    const { taskId } = job.data;
     const d = await demandOf(o, nodeQueue, job.data);
     if (!d) return skipped;
+    const taskIds = job.data.taskIds ?? [job.data.taskId];
 
     const demand = { cpu: d.cpu, memory: d.memory };
     const groupKey = keys.groupNodes(d.tenant, d.group);
@@ -82,46 +89,79 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     const needsGroup = distinct || strategy.type === 'spread';
     const [nodes, counts] = await Promise.all([nodeCache.get(), needsGroup ? o.redis.hgetall(groupKey) : {}]);
     const groupCounts = new Map(Object.entries(counts).map(([id, n]) => [id, Number(n)] as const).filter(([, n]) => n > 0));
-    let eligible;
+    let eligible: NodeRecord[];
     try {
       eligible = filterNodes(nodes, d.constraints, new Set(groupCounts.keys()));
     } catch (err) {
       if (!(err instanceof ConstraintError)) throw err;
-      await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: `ResourceInitializationError: ${err.message}`, stoppedAt: new Date().toISOString() });
-      return failed;
-    }
-    for (const node of candidates(eligible.filter((n) => fits(n, demand)), strategy, groupCounts)) {
-      const code = await o.redis.reserveCapacity(
-        keys.node(node.nodeId), keys.task(taskId), keys.nodeTasks(node.nodeId), groupKey,
-        node.nodeId, demand.cpu, demand.memory, taskId, distinct ? '1' : '0',
-      );
-      if (code === 1) {
-        nodeCache.reserved(node.nodeId, demand.cpu, demand.memory);
-        await enqueueStart(nodeQueue(node.nodeId), taskId);
-        o.logger.debug({ taskId, nodeId: node.nodeId }, 'task placed');
-        return { result: 'placed', createdAt: d.createdAt };
-      }
-      if (code === -1) {
-        // Stopped or placed meanwhile, or reserved by an attempt that died before the hand-over.
-        await resumeHandOver(nodeQueue, await getTask(o.redis, taskId));
-        return skipped;
-      }
-      nodeCache.invalidate();
-      // -2..-5: another replica took the capacity (or the node, for the group) first; try the next node.
+      await stopAll(o.redis, taskIds, `ResourceInitializationError: ${err.message}`);
+      return { result: 'failed', count: taskIds.length };
     }
 
-    // No room now. The job may carry the demand of a task stopped or placed meanwhile: look before waiting.
-    const [lastStatus, desiredStatus] = await o.redis.hmget(keys.task(taskId), 'lastStatus', 'desiredStatus');
-    if (lastStatus !== 'PROVISIONING' || desiredStatus !== 'RUNNING') return skipped;
-    if (Date.now() - Date.parse(d.createdAt) >= o.placementDeadlineMs) {
-      const reason = eligible.length === 0
-        ? `ResourceInitializationError: no node matched the placement constraints within ${Math.round(o.placementDeadlineMs / 1000)} s`
-        : `ResourceInitializationError: no node had ${shortResource(eligible, demand)} free within ${Math.round(o.placementDeadlineMs / 1000)} s`;
-      await transitionTask(o.redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason: reason, stoppedAt: new Date().toISOString() });
-      o.logger.warn({ taskId }, reason);
-      return failed;
+    // The tasks of one run, one after the other, each seeing where the ones before it went.
+    const starts = new Map<string, string[]>();
+    const waiting: string[] = [];
+    let placed = 0;
+    for (const taskId of taskIds) {
+      const nodeId = await reserveOne(taskId, eligible);
+      if (nodeId === null) waiting.push(taskId);
+      else if (nodeId !== undefined) {
+        placed++;
+        starts.set(nodeId, [...(starts.get(nodeId) ?? []), taskId]);
+      }
     }
+    await Promise.all([...starts].map(([nodeId, ids]) => enqueueStarts(nodeQueue(nodeId), ids)));
+    if (placed > 0) o.logger.debug({ taskIds: [...starts.values()].flat(), nodes: [...starts.keys()] }, 'tasks placed');
+    if (waiting.length === 0) return { result: 'placed', count: placed, createdAt: d.createdAt };
+
+    // No room now for some. The job may carry the demand of tasks stopped or placed meanwhile: look before waiting.
+    const statuses = await Promise.all(waiting.map((id) => o.redis.hmget(keys.task(id), 'lastStatus', 'desiredStatus')));
+    const stillWaiting = waiting.filter((_, i) => statuses[i]![0] === 'PROVISIONING' && statuses[i]![1] === 'RUNNING');
+    if (stillWaiting.length === 0) return { result: placed > 0 ? 'placed' : 'skipped', count: Math.max(1, placed), createdAt: d.createdAt };
+    if (Date.now() - Date.parse(d.createdAt) >= o.placementDeadlineMs) {
+      const seconds = Math.round(o.placementDeadlineMs / 1000);
+      const reason = eligible.length === 0
+        ? `ResourceInitializationError: no node matched the placement constraints within ${seconds} s`
+        : `ResourceInitializationError: no node had ${shortResource(eligible, demand)} free within ${seconds} s`;
+      await stopAll(o.redis, stillWaiting, reason);
+      o.logger.warn({ taskIds: stillWaiting }, reason);
+      return { result: 'failed', count: stillWaiting.length };
+    }
+    if (stillWaiting.length < taskIds.length) await job.updateData({ ...job.data, taskIds: stillWaiting });
     await job.moveToDelayed(Date.now() + o.retryDelayMs, token);
     throw new DelayedError();
+
+    /**
+     * Reserves room for one task on the best node that has it: the node's id,
+     * null when no node has room, undefined when the task needs no placing.
+     */
+    async function reserveOne(taskId: string, among: NodeRecord[]): Promise<string | null | undefined> {
+      const exclude = distinct ? new Set(groupCounts.keys()) : undefined;
+      const fitting = among.filter((n) => fits(n, demand) && !exclude?.has(n.nodeId));
+      for (const node of candidates(fitting, strategy, groupCounts)) {
+        const code = await o.redis.reserveCapacity(
+          keys.node(node.nodeId), keys.task(taskId), keys.nodeTasks(node.nodeId), groupKey,
+          node.nodeId, demand.cpu, demand.memory, taskId, distinct ? '1' : '0',
+        );
+        if (code === 1) {
+          nodeCache.reserved(node.nodeId, demand.cpu, demand.memory);
+          groupCounts.set(node.nodeId, (groupCounts.get(node.nodeId) ?? 0) + 1);
+          return node.nodeId;
+        }
+        if (code === -1) {
+          // Stopped or placed meanwhile, or reserved by an attempt that died before the hand-over.
+          await resumeHandOver(nodeQueue, await getTask(o.redis, taskId));
+          return undefined;
+        }
+        nodeCache.invalidate();
+        // -2..-5: another replica took the capacity (or the node, for the group) first; try the next node.
+      }
+      return null;
+    }
   };
+}
+
+async function stopAll(redis: BerthRedis, taskIds: string[], stoppedReason: string): Promise<void> {
+  const stoppedAt = new Date().toISOString();
+  for (const taskId of taskIds) await transitionTask(redis, taskId, 'STOPPED', { stopCode: 'TaskFailedToStart', stoppedReason, stoppedAt });
 }

@@ -54,6 +54,12 @@ async function submit(tasks: TaskRecord[]): Promise<void> {
   await placement.addBulk(tasks.map((t) => ({ name: 'place', data: { taskId: t.taskId, demand: placementDemand(t) }, opts: { jobId: t.taskId, removeOnComplete: true } })));
 }
 
+/** As the API submits a run with `count` > 1: the tasks, then one job that carries them all. */
+async function submitRun(tasks: TaskRecord[]): Promise<void> {
+  await saveNewTasks(redis, tasks);
+  await placement.add('place', { taskId: tasks[0]!.taskId, taskIds: tasks.map((t) => t.taskId), demand: placementDemand(tasks[0]!) }, { jobId: tasks[0]!.taskId, removeOnComplete: true });
+}
+
 async function scheduler(options: Partial<Parameters<typeof startScheduler>[0]> = {}): Promise<Scheduler> {
   const s = await startScheduler({ redisUrl: server.url, logger, retryDelayMs: 100, ...options });
   schedulers.push(s);
@@ -194,6 +200,33 @@ describe('constraints', () => {
     expect(placed).toEqual(['a', 'b', 'c']);
   });
 
+  it('keeps the tasks of one run on distinct nodes with distinctInstance, the rest waiting then stopped', async () => {
+    for (const id of ['a', 'b', 'c']) await node(id, 8192, 8192);
+    await scheduler({ placementDeadlineMs: 1_500 });
+    const run = Array.from({ length: 5 }, () => newTask(10, 10, { group: 'api', placementConstraints: [{ type: 'distinctInstance' }] }));
+    await submitRun(run);
+    const placedFirst = await until('three placed', async () => {
+      const s = await statuses(run);
+      return s.filter((t) => t.lastStatus === 'PENDING').length === 3 && s;
+    }, 10_000);
+    expect(placedFirst.filter((t) => t.lastStatus === 'PROVISIONING')).toHaveLength(2);
+    await until('two given up', async () => (await statuses(run)).filter((t) => t.lastStatus === 'STOPPED').length === 2, 10_000);
+    const final = await statuses(run);
+    expect(final.filter((t) => t.lastStatus === 'PENDING').map((t) => t.nodeId).sort()).toEqual(['a', 'b', 'c']);
+    for (const t of final.filter((x) => x.lastStatus === 'STOPPED')) expect(t.stoppedReason).toMatch(/no node matched|free within/);
+  });
+
+  it('spreads the tasks of one run over the nodes', async () => {
+    for (const id of ['a', 'b', 'c', 'd']) await node(id, 8192, 8192);
+    await scheduler();
+    const run = Array.from({ length: 8 }, () => newTask(10, 10, { group: 'spread-run', placementStrategy: { type: 'spread', field: 'node' } }));
+    await submitRun(run);
+    const placed = await until('all placed', async () => { const s = await statuses(run); return s.every((t) => t.lastStatus === 'PENDING') && s; });
+    const perNode = new Map<string, number>();
+    for (const t of placed) perNode.set(t.nodeId!, (perNode.get(t.nodeId!) ?? 0) + 1);
+    expect([...perNode.values()]).toEqual([2, 2, 2, 2]);
+  });
+
   it('spreads a group over the values of a node label', async () => {
     await node('a1', 8192, 8192, { zone: 'a' });
     await node('a2', 8192, 8192, { zone: 'a' });
@@ -242,7 +275,12 @@ describe('replicas', () => {
     for (let i = 0; i < 4; i++) await scheduler({ concurrency: 32, placementDeadlineMs: 120_000, nodeGraceMs: 600_000 });
     // 10,000 × 24 MiB is more than 50 × 4096 MiB: the nodes fill up completely and the rest must wait.
     const tasks = Array.from({ length: 10_000 }, () => newTask(16, 24));
-    for (let i = 0; i < tasks.length; i += 1000) await submit(tasks.slice(i, i + 1000));
+    // Half as single tasks, half as runs of 20 (one job each), as the API submits count 1 and count 20.
+    for (let i = 0; i < tasks.length; i += 1000) {
+      const slice = tasks.slice(i, i + 1000);
+      if ((i / 1000) % 2 === 0) await submit(slice);
+      else for (let j = 0; j < slice.length; j += 20) await submitRun(slice.slice(j, j + 20));
+    }
     const capacityTasks = nodeCount * Math.floor(4096 / 24);
     await until('all that fit placed', async () => {
       const placed = await Promise.all((await listNodes(redis)).map((n) => redis.scard(keys.nodeTasks(n.nodeId))));
