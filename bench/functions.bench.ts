@@ -4,11 +4,18 @@
 //     image cached on the node), from the request to the answer's first byte;
 //     the reference is `docker run -d -p` of the same image on the bench's own
 //     dockerd (bench/docker.ts), from the command to the first byte.
-//   warm_overhead_p50_ms, warm_overhead_p99_ms, warm_rps: 100 concurrent
-//     keep-alive clients for 10 s (Debian's wrk, its own process) on the static
+//   warm_overhead_p50_ms, warm_overhead_p99_ms: the latency the gateway adds,
+//     measured open-loop at a fixed offered rate below saturation: Debian's hey
+//     with 100 concurrent keep-alive clients, each paced to WARM_RATE / 100
+//     requests per second (WARM_RATE in total), for HEY_SECONDS, on the static
 //     function (one instance, concurrency 1,000) through the gateway's function
-//     URL; the reference is the same container called directly on its bridge IP.
-//     The overhead is berth minus reference.
+//     URL; the reference is the same container called directly on its bridge IP
+//     at the same rate. A closed loop at saturation would measure queueing
+//     (latency = clients / throughput), not what the gateway adds. The overhead
+//     is berth minus reference; each is the median of RUNS runs, alternated.
+//   warm_rps: throughput at saturation, 100 keep-alive clients (Debian's wrk,
+//     -c100, WRK_SECONDS), through the gateway and direct; the median of RUNS runs.
+// The load generators run as their own processes.
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { freePort } from '../common/daemons.ts';
@@ -17,8 +24,12 @@ import { startDockerd, type Dockerd } from './docker.ts';
 import { alternate, median, type Benchmark } from './lib.ts';
 
 const RUNS = 7;
-const WRK_SECONDS = 10;
-const WRK_CONNECTIONS = 100;
+const WARM_RUNS = 5;
+const CLIENTS = 100;
+const WRK_SECONDS = 5;
+const HEY_SECONDS = 5;
+/** Requests per second offered in the latency runs, in total over the CLIENTS. */
+const WARM_RATE = 2000;
 
 /** Milliseconds until the first byte of a GET's answer (status 200). */
 function firstByte(url: string, headers: Record<string, string> = {}): Promise<number> {
@@ -64,7 +75,7 @@ function toMs(value: string): number {
 }
 
 function wrk(url: string, headers: string[] = []): WrkResult {
-  const args = ['-t2', `-c${WRK_CONNECTIONS}`, `-d${WRK_SECONDS}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const args = ['-t2', `-c${CLIENTS}`, `-d${WRK_SECONDS}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
   const r = spawnSync('wrk', args, { encoding: 'utf8', timeout: (WRK_SECONDS + 30) * 1000 });
   if (r.status !== 0) throw new Error(`wrk: ${r.stderr || r.stdout}`);
   const out = r.stdout;
@@ -77,10 +88,30 @@ function wrk(url: string, headers: string[] = []): WrkResult {
   return { p50: toMs(p50), p99: toMs(p99), rps: Number(rps) };
 }
 
-function ensureWrk(): boolean {
-  if (spawnSync('wrk', ['--version']).error === undefined) return true;
-  spawnSync('apt-get', ['install', '-y', '-q', 'wrk'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  return spawnSync('wrk', ['--version']).error === undefined;
+interface PacedResult {
+  p50: number;
+  p99: number;
+}
+
+/** hey: CLIENTS keep-alive workers, each paced so that together they offer WARM_RATE requests per second. */
+function hey(url: string, headers: string[] = []): PacedResult {
+  const args = ['-c', String(CLIENTS), '-q', String(WARM_RATE / CLIENTS), '-z', `${HEY_SECONDS}s`, ...headers.flatMap((h) => ['-H', h]), url];
+  const r = spawnSync('hey', args, { encoding: 'utf8', timeout: (HEY_SECONDS + 30) * 1000 });
+  if (r.status !== 0) throw new Error(`hey: ${r.stderr || r.stdout}`);
+  const out = r.stdout;
+  const p50 = /^\s+50% in ([\d.]+) secs/m.exec(out)?.[1];
+  const p99 = /^\s+99% in ([\d.]+) secs/m.exec(out)?.[1];
+  const statuses = [...out.matchAll(/^\s+\[(\d+)\]\s+(\d+) responses/gm)];
+  if (!p50 || !p99 || statuses.length === 0) throw new Error(`hey: unexpected output\n${out}`);
+  const bad = statuses.filter(([, code]) => code !== '200');
+  if (bad.length > 0 || /Error distribution:\s*\n\s+\[/.test(out)) throw new Error(`hey: not every answer was 200\n${out}`);
+  return { p50: Number(p50) * 1000, p99: Number(p99) * 1000 };
+}
+
+function ensureTool(command: string, args: string[]): boolean {
+  if (spawnSync(command, args).error === undefined) return true;
+  spawnSync('apt-get', ['install', '-y', '-q', command], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return spawnSync(command, args).error === undefined;
 }
 
 const benchmark: Benchmark = async () => {
@@ -139,17 +170,30 @@ const benchmark: Benchmark = async () => {
       referenceName: dockerd ? 'docker run -d -p (same image, bridge, cached), to the first byte' : `docker run: none (${dockerWhyNot})`, runs: r.berth.length,
     });
     figures.push(cold('cold_start_static_ms', coldStatic), cold('cold_start_node_ms', coldNode));
-    if (ensureWrk()) {
-      wrk(`http://${ip}:8080/`); // warm both paths' connections and the instance
-      const direct = wrk(`http://${ip}:8080/`);
-      const gateway = wrk(`${aio.url}/fn/warm/`, [`Authorization: Bearer ${aio.adminKey}`]);
-      const ref = `the container called directly (wrk -c${WRK_CONNECTIONS}, ${WRK_SECONDS} s)`;
+    if (ensureTool('wrk', ['--version']) && ensureTool('hey', ['-n', '1', '-c', '1', 'http://127.0.0.1:1/'])) {
+      const direct = `http://${ip}:8080/`;
+      const gatewayUrl = `${aio.url}/fn/warm/`;
+      const authHeader = [`Authorization: Bearer ${aio.adminKey}`];
+      wrk(direct); // warm both paths' connections and the instance
+      wrk(gatewayUrl, authHeader);
+      const latency = { berth: [] as PacedResult[], reference: [] as PacedResult[] };
+      const throughput = { berth: [] as number[], reference: [] as number[] };
+      for (let i = 0; i < WARM_RUNS; i++) {
+        latency.berth.push(hey(gatewayUrl, authHeader));
+        latency.reference.push(hey(direct));
+        throughput.berth.push(wrk(gatewayUrl, authHeader).rps);
+        throughput.reference.push(wrk(direct).rps);
+      }
+      const pick = (runs: PacedResult[], p: 'p50' | 'p99') => median(runs.map((r) => r[p]));
+      const paced = `the container called directly, same rate (hey -c${CLIENTS}, ${WARM_RATE} requests/s offered, ${HEY_SECONDS} s)`;
+      const saturated = `the container called directly (wrk -c${CLIENTS}, ${WRK_SECONDS} s, at saturation)`;
       figures.push(
-        { figure: 'warm_overhead_p50_ms', unit: 'ms', berth: gateway.p50, reference: direct.p50, referenceName: ref, runs: 1 },
-        { figure: 'warm_overhead_p99_ms', unit: 'ms', berth: gateway.p99, reference: direct.p99, referenceName: ref, runs: 1 },
-        { figure: 'warm_rps', unit: 'requests/s', berth: gateway.rps, reference: direct.rps, referenceName: ref, runs: 1 },
+        { figure: 'warm_overhead_p50_ms', unit: 'ms', berth: pick(latency.berth, 'p50'), reference: pick(latency.reference, 'p50'), referenceName: paced, runs: WARM_RUNS },
+        { figure: 'warm_overhead_p99_ms', unit: 'ms', berth: pick(latency.berth, 'p99'), reference: pick(latency.reference, 'p99'), referenceName: paced, runs: WARM_RUNS },
+        { figure: 'warm_rps', unit: 'requests/s', berth: median(throughput.berth), reference: median(throughput.reference), referenceName: saturated, runs: WARM_RUNS },
       );
-      process.stderr.write(`functions: warm p50 ${gateway.p50} ms vs ${direct.p50} direct; p99 ${gateway.p99} vs ${direct.p99}; rps ${gateway.rps} vs ${direct.rps}\n`);
+      process.stderr.write(`functions: at ${WARM_RATE}/s p50 ${pick(latency.berth, 'p50')} ms vs ${pick(latency.reference, 'p50')} direct; ` +
+        `p99 ${pick(latency.berth, 'p99')} vs ${pick(latency.reference, 'p99')}; rps ${median(throughput.berth)} vs ${median(throughput.reference)}\n`);
     }
     await aio.api('DELETE', '/v1/functions/warm');
     await new Promise((r) => setTimeout(r, 4000)); // the instance's SIGTERM, then SIGKILL after 3 s

@@ -73,6 +73,30 @@ export async function lookupApiKey(redis: BerthRedis, apiKey: string): Promise<A
   return decode(stored);
 }
 
+/**
+ * How long an API replica trusts a key it looked up without asking Redis again.
+ * A key revoked through this replica stops working at once; through another
+ * replica, it still works here for at most this long.
+ */
+export const API_KEY_CACHE_MS = 5000;
+const MAX_CACHED_KEYS = 10_000;
+const cachedKeys = new Map<string, { record: ApiKeyRecord; until: number }>();
+
+/** lookupApiKey, remembering found keys (by hash) for API_KEY_CACHE_MS. Unknown keys always ask Redis. */
+export async function lookupApiKeyCached(redis: BerthRedis, apiKey: string): Promise<ApiKeyRecord | null> {
+  if (!KEY_FORMAT.test(apiKey)) return null;
+  const hash = hashApiKey(apiKey);
+  const hit = cachedKeys.get(hash);
+  const now = Date.now();
+  if (hit && hit.until > now) return hit.record;
+  const record = await lookupApiKey(redis, apiKey);
+  if (record) {
+    if (cachedKeys.size >= MAX_CACHED_KEYS) cachedKeys.clear();
+    cachedKeys.set(hash, { record, until: now + API_KEY_CACHE_MS });
+  } else cachedKeys.delete(hash);
+  return record;
+}
+
 export async function getApiKey(redis: BerthRedis, keyId: string): Promise<ApiKeyRecord | null> {
   const hash = await redis.get(keys.apiKeyId(keyId));
   return hash ? decode(await redis.hgetall(keys.apiKey(hash))) : null;
@@ -88,6 +112,7 @@ export async function listApiKeys(redis: BerthRedis, tenant?: string): Promise<A
 export async function deleteApiKey(redis: BerthRedis, keyId: string): Promise<boolean> {
   const hash = await redis.get(keys.apiKeyId(keyId));
   if (!hash) return false;
+  cachedKeys.delete(hash);
   await redis.multi().del(keys.apiKey(hash), keys.apiKeyId(keyId), keys.rateLimit(keyId)).zrem(keys.apiKeyIds(), keyId).exec();
   return true;
 }

@@ -53,6 +53,38 @@ export interface InstanceRoute {
   readyAt: string;
 }
 
+/** An instance as the agent running it reaches it. */
+export interface LocalInstance {
+  ip: string;
+  port: number;
+  /** The instance's peak memory so far (MiB), what X-Berth-Max-Memory-Used-MiB reports. */
+  peakMemoryMiB(): Promise<number | undefined>;
+}
+
+/**
+ * A node agent running in this very process (the all-in-one). The gateway calls
+ * the instances of such a node itself, saving the HTTP hop through the agent's
+ * /v1/proxy; instances on any other node are reached through their agent.
+ */
+export interface LocalNode {
+  /** The instance when it runs on this node, else undefined. */
+  instance(taskId: string): Promise<LocalInstance | undefined>;
+}
+
+const localNodes = new Map<string, LocalNode>();
+
+/** Makes an agent's node local to this process; returns the undo. */
+export function registerLocalNode(nodeId: string, node: LocalNode): () => void {
+  localNodes.set(nodeId, node);
+  return () => {
+    if (localNodes.get(nodeId) === node) localNodes.delete(nodeId);
+  };
+}
+
+export function localNode(nodeId: string): LocalNode | undefined {
+  return localNodes.get(nodeId);
+}
+
 export interface FunctionKeys {
   live: string;
   ready: string;

@@ -19,9 +19,10 @@ packages=(
   ca-certificates
 )
 # What only the test suite and the benchmarks use: the side-by-side reference
-# (docker), the compose deployment test, the browser and Prometheus tests.
+# (docker), the compose deployment test, the browser and Prometheus tests, and
+# the load generators of the function benchmark (wrk closed-loop, hey paced).
 if [ "${BERTH_SETUP_TESTS:-0}" = 1 ]; then
-  packages+=(docker.io docker-compose chromium prometheus)
+  packages+=(docker.io docker-compose chromium prometheus wrk hey)
 fi
 
 missing=()

@@ -1,8 +1,9 @@
 // Authentication (bearer API keys), the admin check and the per-key rate limit,
 // as one onRequest hook. Which routes are public or admin-only comes from the
 // spec (`security: []`, `x-berth-admin: true`), carried in each route's config.
+// Found keys are remembered for a few seconds (API_KEY_CACHE_MS in common/apikeys.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { lookupApiKey, type ApiKeyRecord } from '../../common/apikeys.ts';
+import { lookupApiKeyCached, type ApiKeyRecord } from '../../common/apikeys.ts';
 import { BerthError } from '../../common/errors.ts';
 import { keys } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
@@ -60,7 +61,7 @@ export function installAuth(app: FastifyInstance, deps: { redis: BerthRedis; rat
     if (access?.public || url === '/docs' || url?.startsWith('/docs/')) return;
 
     const match = BEARER.exec(request.headers.authorization ?? '');
-    const record = match ? await lookupApiKey(deps.redis, match[1]!) : null;
+    const record = match ? await lookupApiKeyCached(deps.redis, match[1]!) : null;
     if (!record) throw new BerthError('UNAUTHORIZED');
     request.principal = record;
 

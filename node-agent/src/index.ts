@@ -17,7 +17,7 @@ import { createNetworkManager } from './network/index.ts';
 import { createStatsCollector } from './stats/index.ts';
 import { runtimeBinary, shimBinary } from './binaries.ts';
 import { TaskSupervisor } from './supervisor.ts';
-import { ensureAgentToken } from '../../common/functions.ts';
+import { ensureAgentToken, registerLocalNode } from '../../common/functions.ts';
 import { createProxy, ProxyTargets } from './proxy.ts';
 import { createInstanceHooks } from './readiness.ts';
 
@@ -84,6 +84,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let address = '';
   const proxyTargets = new ProxyTargets(redis, o.nodeId);
   const proxy = createProxy({ token: await ensureAgentToken(redis), targets: proxyTargets, logger });
+  const unregisterLocalNode = registerLocalNode(o.nodeId, proxy.local);
   const hooks = createInstanceHooks({
     redis, logger, nodeId: o.nodeId, agentAddress: () => address, targets: proxyTargets,
     stop: (taskId, reason) => supervisor.stop(taskId, reason),
@@ -102,7 +103,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
 
   const server = http.createServer((req, res) => {
     if (req.url?.startsWith('/v1/proxy/')) {
-      proxy(req, res);
+      proxy.handle(req, res);
     } else if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (req.url === '/metrics') {
@@ -157,6 +158,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     address,
     supervisor,
     async close() {
+      unregisterLocalNode();
       clearInterval(heartbeat);
       await worker.close();
       supervisor.detach();

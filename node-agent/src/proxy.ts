@@ -7,11 +7,13 @@
 // Each answer carries what Lambda's REPORT line has: X-Berth-Duration-Ms (until
 // the instance's response headers), X-Berth-Max-Memory-Used-MiB (the
 // instance's peak memory so far, from its cgroup, read at most every 100 ms).
+// The same instances are offered to a gateway in this process (`local`, see
+// LocalNode in common/functions.ts), which then adds those headers itself.
 import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { asInstance } from '../../common/functions.ts';
+import { asInstance, type LocalNode } from '../../common/functions.ts';
 import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import { getTask } from '../../common/tasks.ts';
@@ -64,7 +66,14 @@ function sendJson(res: http.ServerResponse, status: number, code: string, messag
   res.writeHead(status, { 'content-type': 'application/json', ...extra }).end(JSON.stringify({ error: { code, message } }));
 }
 
-export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+export interface Proxy {
+  /** Answers `ANY /v1/proxy/<taskId>/<path>`. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void;
+  /** This node's instances, for a gateway in the same process. */
+  local: LocalNode;
+}
+
+export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): Proxy {
   const cgroups = new CgroupReader();
   const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
   const expected = Buffer.from(o.token);
@@ -88,7 +97,14 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
     return Number.isFinite(bytes) && bytes > 0 ? Math.ceil(bytes / 2 ** 20) : undefined;
   }
 
-  return (req, res) => {
+  const local: LocalNode = {
+    async instance(taskId) {
+      const target = await o.targets.get(taskId);
+      return target && { ip: target.ip, port: target.port, peakMemoryMiB: () => peakMemoryMiB(target.cgroupsPath) };
+    },
+  };
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       sendJson(res, 401, 'UNAUTHORIZED', 'The agent token is required');
@@ -145,4 +161,5 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
       sendJson(res, 503, 'UNAVAILABLE', 'The agent could not look up the instance');
     });
   };
+  return { handle, local };
 }

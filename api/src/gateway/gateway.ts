@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { BerthError } from '../../../common/errors.ts';
 import {
-  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, newInstanceId, releaseSlot,
+  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, localNode, newInstanceId, releaseSlot,
   requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
@@ -61,7 +61,10 @@ const FN_CACHE_MS = 1000;
 const STATS_FLUSH_MS = 200;
 
 export class FunctionGateway {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4096, keepAliveMsecs: 1000 });
+  /** Connections to the node agents' /v1/proxy. */
+  private readonly agentAgent = new http.Agent({ keepAlive: true, maxSockets: 4096, keepAliveMsecs: 1000 });
+  /** Connections straight to the instances of a node whose agent runs in this process. */
+  private readonly instanceAgent = new http.Agent({ keepAlive: true, maxSockets: 4096, keepAliveMsecs: 1000 });
   private readonly routes = new Map<string, InstanceRoute>();
   private readonly queued = new Map<string, number>();
   private readonly pending = new Map<string, { tenant: string; name: string; invocations: number; timeouts: number; errors: number; durations: number[] }>();
@@ -76,7 +79,8 @@ export class FunctionGateway {
 
   async close(): Promise<void> {
     await this.flush();
-    this.agent.destroy();
+    this.agentAgent.destroy();
+    this.instanceAgent.destroy();
   }
 
   /**
@@ -110,25 +114,40 @@ export class FunctionGateway {
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && !STRIPPED.has(name)) headers[name] = value;
     }
-    headers['x-berth-agent-token'] = await this.o.agentToken();
     headers['x-berth-function'] = fn.name;
     headers['x-berth-function-version'] = String(route.version);
     if (request.body === undefined) delete headers['content-length'];
+    const path = request.path.startsWith('/') ? request.path : `/${request.path}`;
     const timeoutMs = fn.config.timeout * 1000;
     const started = Date.now();
     const id = fnId(fn.tenant, fn.name);
 
+    // Its agent runs in this process: call the instance directly. Otherwise through the agent.
+    const local = localNode(route.nodeId);
+    const instance = local ? await local.instance(instanceId) : undefined;
+    if (local && !instance) {
+      release();
+      this.record(fn, 'error', 502, Date.now() - started);
+      this.o.metrics.record(id, 'error', Date.now() - started);
+      throw await this.instanceFailed(fn, instanceId, 'INSTANCE_NOT_FOUND');
+    }
+    if (!instance) headers['x-berth-agent-token'] = await this.o.agentToken();
+
     return new Promise<ForwardAnswer>((resolve, reject) => {
       let timedOut = false;
-      let answered = false;
-      const upstream = http.request({
-        host: route.agent.slice(0, route.agent.lastIndexOf(':')),
-        port: Number(route.agent.slice(route.agent.lastIndexOf(':') + 1)),
-        method: request.method,
-        path: `/v1/proxy/${instanceId}${request.path.startsWith('/') ? request.path : `/${request.path}`}`,
-        headers,
-        agent: this.agent,
-      });
+      /** The response or the failure came first; the other is ignored. */
+      let settled = false;
+      const sent = process.hrtime.bigint();
+      const upstream = instance
+        ? http.request({ host: instance.ip, port: instance.port, method: request.method, path, headers, agent: this.instanceAgent })
+        : http.request({
+          host: route.agent.slice(0, route.agent.lastIndexOf(':')),
+          port: Number(route.agent.slice(route.agent.lastIndexOf(':') + 1)),
+          method: request.method,
+          path: `/v1/proxy/${instanceId}${path}`,
+          headers,
+          agent: this.agentAgent,
+        });
       const timer = setTimeout(() => {
         timedOut = true;
         upstream.destroy(new Error('timeout'));
@@ -148,22 +167,35 @@ export class FunctionGateway {
         if (outcome === 'timeout') this.recycle(fn, instanceId, `FunctionTimeout: an invocation ran over the function's ${fn.config.timeout} s timeout`);
         finishedResolve();
       };
+      /** The instance could not be reached or failed mid-request: it crashed, was OOM-killed or is gone. */
+      const failed = (code: string) => {
+        clearTimeout(timer);
+        clientGone.removeEventListener('abort', onClientGone);
+        release();
+        this.record(fn, 'error', 502, Date.now() - started);
+        this.o.metrics.record(id, 'error', Date.now() - started);
+        finishedResolve();
+        void this.instanceFailed(fn, instanceId, code).then(reject, reject);
+      };
 
-      upstream.once('response', (res) => {
-        const proxyError = res.headers['x-berth-proxy-error'];
-        if (proxyError !== undefined) {
-          // The agent could not reach the instance: it crashed, was OOM-killed or is gone.
+      const answer = (res: http.IncomingMessage) => {
+        if (settled) {
           res.resume();
-          clearTimeout(timer);
-          clientGone.removeEventListener('abort', onClientGone);
-          release();
-          this.record(fn, 'error', 502, Date.now() - started);
-          this.o.metrics.record(id, 'error', Date.now() - started);
-          void this.instanceFailed(fn, instanceId, String(proxyError)).then(reject, reject);
-          finishedResolve();
           return;
         }
-        answered = true;
+        if (res.destroyed) {
+          // Cut (timeout, client gone) while its peak memory was read.
+          onError(Object.assign(new Error('the answer was cut'), { code: 'ECONNRESET' }));
+          return;
+        }
+        settled = true;
+        const proxyError = res.headers['x-berth-proxy-error'];
+        if (!instance && proxyError !== undefined) {
+          // The agent could not reach the instance.
+          res.resume();
+          failed(String(proxyError));
+          return;
+        }
         const out: http.OutgoingHttpHeaders = {};
         for (const [name, value] of Object.entries(res.headers)) {
           if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
@@ -180,9 +212,24 @@ export class FunctionGateway {
           if (!ended) done(timedOut ? 'timeout' : clientGone.aborted ? 'gone' : 'error', res.statusCode ?? 502, memoryMiB);
         });
         resolve({ statusCode: res.statusCode ?? 502, headers: out, body: res, instanceId, coldStart, finished });
+      };
+
+      upstream.once('response', (res) => {
+        if (!instance) {
+          answer(res);
+          return;
+        }
+        // What the agent's proxy reports on the other path: the time to the
+        // instance's response headers and the instance's peak memory.
+        res.headers['x-berth-duration-ms'] = (Number(process.hrtime.bigint() - sent) / 1e6).toFixed(2);
+        void instance.peakMemoryMiB().then((mib) => {
+          if (mib !== undefined) res.headers['x-berth-max-memory-used-mib'] = String(mib);
+          answer(res);
+        }, () => answer(res));
       });
-      upstream.once('error', (err: NodeJS.ErrnoException) => {
-        if (answered) return; // the answer's 'close' handles it
+      const onError = (err: NodeJS.ErrnoException) => {
+        if (settled) return; // the answer's 'close' handles it
+        settled = true;
         if (timedOut) {
           done('timeout', 504);
           reject(new BerthError('FUNCTION_TIMEOUT', `The function ${fn.name} did not answer within its ${fn.config.timeout} s timeout`));
@@ -190,15 +237,10 @@ export class FunctionGateway {
           done('gone', 499);
           reject(new BerthError('BAD_REQUEST', 'The client went away'));
         } else {
-          clearTimeout(timer);
-          clientGone.removeEventListener('abort', onClientGone);
-          release();
-          this.record(fn, 'error', 502, Date.now() - started);
-          this.o.metrics.record(id, 'error', Date.now() - started);
-          finishedResolve();
-          void this.instanceFailed(fn, instanceId, err.code ?? err.message).then(reject, reject);
+          failed(err.code ?? err.message);
         }
-      });
+      };
+      upstream.once('error', onError);
       const body = request.body;
       if (body === undefined) upstream.end();
       else if (Buffer.isBuffer(body)) upstream.end(body);
