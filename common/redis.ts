@@ -42,9 +42,9 @@ export type BerthRedis = Redis & BerthScripts;
  * BullMQ workers require, and it suits the daemons: they wait out a Redis restart.
  */
 export function connectRedis(url: string, options: { lazy?: boolean } = {}): BerthRedis {
-  const redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: options.lazy ?? false });
-  for (const s of scripts) redis.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
-  return redis as BerthRedis;
+  // Given as an option (not defineCommand), so `duplicate()` connections have the scripts too.
+  const defined = Object.fromEntries(scripts.map((s) => [s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua }]));
+  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: options.lazy ?? false, scripts: defined }) as BerthRedis;
 }
 
 /**

@@ -1,5 +1,6 @@
 // buildApi: the fastify instance with every route of api/openapi.yaml, wired
 // in plain sight: external plugins, hooks (auth, metrics), then the handler table.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -12,10 +13,10 @@ import type { SecretBox } from '../../common/secret-box.ts';
 import { installErrorHandling, sendError, toBerthError } from './errors.ts';
 import type { Handler, Handlers } from './handlers.ts';
 import { installDashboard } from './dashboard/index.ts';
-import { installMetrics } from './metrics.ts';
+import { installMetrics, routeMetrics } from './metrics.ts';
 import { bullTaskQueues, type TaskQueues } from './queues.ts';
 import { apiKeyHandlers } from './routes/api-keys.ts';
-import { installFunctions } from './routes/functions.ts';
+import { FN_PREFIX, installFunctions } from './routes/functions.ts';
 import { nodeHandlers } from './routes/nodes.ts';
 import { secretHandlers } from './routes/secrets.ts';
 import { serviceHandlers } from './routes/service.ts';
@@ -42,13 +43,28 @@ export interface ApiDeps {
   secretBox?: SecretBox | null;
 }
 
+/** How long an idle keep-alive connection stays open: fastify's default (72 s, past common load balancers' 60 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+
 function notImplemented(operationId: string): Handler {
   return async () => { throw new BerthError('NOT_IMPLEMENTED', `${operationId} is not implemented yet`); };
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const spec = loadSpec();
+  // The function URL is answered in front of fastify (routes/functions.ts, functionUrl).
+  const front: { functionUrl?: (req: IncomingMessage, res: ServerResponse) => void } = {};
   const app = Fastify({
+    serverFactory: (handler) => {
+      const server = http.createServer((req, res) => {
+        if (front.functionUrl && req.url?.startsWith(FN_PREFIX) && req.url.length > FN_PREFIX.length) front.functionUrl(req, res);
+        else handler(req, res);
+      });
+      // fastify's own defaults, which it sets only on a server it makes itself.
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      server.requestTimeout = 0;
+      return server;
+    },
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     // Never a stack trace for JSON like {"__proto__": …}: refuse it as bad JSON.
@@ -76,7 +92,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandling(app, () => routes);
 
   const registry = installMetrics(app, deps.metricsRegistry);
-  installAuth(app, { redis: deps.redis, rateLimit: deps.rateLimit ?? rateLimitFromEnv() });
+  const rateLimit = deps.rateLimit ?? rateLimitFromEnv();
+  installAuth(app, { redis: deps.redis, rateLimit });
 
   const ownQueues = deps.queues === undefined;
   const queues = deps.queues ?? bullTaskQueues(deps.redis);
@@ -88,7 +105,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   const dashboard = installDashboard(app, { redis: deps.redis, registry });
   // Functions: its handlers, plus the gateway's raw routes (invoke, /fn/{name}/…) in their own plugin.
-  const functions = installFunctions(app, { redis: deps.redis, logger: deps.logger, queues, registry, secretBox: deps.secretBox ?? null });
+  const functions = installFunctions(app, {
+    redis: deps.redis, logger: deps.logger, queues, registry, secretBox: deps.secretBox ?? null,
+    rateLimit, requestMetrics: (route) => routeMetrics(registry, route),
+  });
+  front.functionUrl = functions.functionUrl;
   // Log follows last as long as their task: end them on close, then cut what is left after a grace.
   const follows = new Set<() => void>();
   app.addHook('preClose', async () => {

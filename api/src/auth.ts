@@ -52,26 +52,43 @@ export function principal(request: FastifyRequest): Principal {
 
 const BEARER = /^Bearer +(\S{1,512})$/i;
 
-export function installAuth(app: FastifyInstance, deps: { redis: BerthRedis; rateLimit: RateLimit }): void {
+/** Who a request is, or why it may not go on (with the seconds to wait when over the rate). */
+export type AuthResult = { principal: Principal } | { error: BerthError; retryAfterS?: number };
+
+/** Checks a request's Authorization header and takes one token of its key's rate limit. */
+export function createAuthenticator(deps: { redis: BerthRedis; rateLimit: RateLimit }): (authorization: string | undefined) => Promise<AuthResult> {
   const scripts = apiScripts(deps.redis);
+  return async (authorization) => {
+    const match = BEARER.exec(authorization ?? '');
+    const record = match ? await lookupApiKeyCached(deps.redis, match[1]!) : null;
+    if (!record) return { error: new BerthError('UNAUTHORIZED') };
+    if (deps.rateLimit.rate > 0) {
+      const [allowed, retryAfterMs] = await scripts.tokenBucket(keys.rateLimit(record.keyId), deps.rateLimit.rate, deps.rateLimit.burst);
+      if (allowed !== 1) {
+        return {
+          error: new BerthError('RATE_LIMITED', `Over ${deps.rateLimit.rate} requests per second for this API key`),
+          retryAfterS: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+        };
+      }
+    }
+    return { principal: record };
+  };
+}
+
+export function installAuth(app: FastifyInstance, deps: { redis: BerthRedis; rateLimit: RateLimit }): void {
+  const authenticate = createAuthenticator(deps);
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request, reply) => {
     const access = request.routeOptions.config?.access;
     const url = request.routeOptions.url;
     if (access?.public || url === '/docs' || url?.startsWith('/docs/')) return;
 
-    const match = BEARER.exec(request.headers.authorization ?? '');
-    const record = match ? await lookupApiKeyCached(deps.redis, match[1]!) : null;
-    if (!record) throw new BerthError('UNAUTHORIZED');
-    request.principal = record;
-
-    if (deps.rateLimit.rate > 0) {
-      const [allowed, retryAfterMs] = await scripts.tokenBucket(keys.rateLimit(record.keyId), deps.rateLimit.rate, deps.rateLimit.burst);
-      if (allowed !== 1) {
-        reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-        throw new BerthError('RATE_LIMITED', `Over ${deps.rateLimit.rate} requests per second for this API key`);
-      }
+    const auth = await authenticate(request.headers.authorization);
+    if ('error' in auth) {
+      if (auth.retryAfterS !== undefined) reply.header('retry-after', String(auth.retryAfterS));
+      throw auth.error;
     }
-    if (access?.admin && !record.admin) throw new BerthError('FORBIDDEN', 'This route needs an admin API key');
+    request.principal = auth.principal;
+    if (access?.admin && !auth.principal.admin) throw new BerthError('FORBIDDEN', 'This route needs an admin API key');
   });
 }

@@ -3,6 +3,9 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
+const LABEL_NAMES = ['route', 'method', 'status'] as const;
+type RequestLabels = (typeof LABEL_NAMES)[number];
+
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
@@ -13,7 +16,7 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
 export function installMetrics(app: FastifyInstance, given?: Registry): Registry {
   const registry = given ?? new Registry();
   if (!given) collectDefaultMetrics({ register: registry });
-  const labelNames = ['route', 'method', 'status'] as const;
+  const labelNames = LABEL_NAMES;
   const requests = metric(registry, 'http_requests_total', () => new Counter({
     name: 'http_requests_total', help: 'HTTP requests answered', labelNames, registers: [registry],
   }));
@@ -31,4 +34,15 @@ export function installMetrics(app: FastifyInstance, given?: Registry): Registry
     duration.observe(labels, reply.elapsedTime / 1000);
   });
   return registry;
+}
+
+/** Records the requests of a route answered outside fastify (the function URL) in installMetrics' series. */
+export function routeMetrics(registry: Registry, route: string): (method: string, status: number, seconds: number) => void {
+  const requests = registry.getSingleMetric('http_requests_total') as Counter<RequestLabels>;
+  const duration = registry.getSingleMetric('http_request_duration_seconds') as Histogram<RequestLabels>;
+  return (method, status, seconds) => {
+    const labels = { route, method: METHODS.has(method) ? method : 'OTHER', status: String(status) };
+    requests.inc(labels);
+    duration.observe(labels, seconds);
+  };
 }

@@ -3,6 +3,8 @@
 // (POST /v1/functions/{name}/invoke and the function URL /fn/{name}/…), which
 // take any body as a stream and so live in their own plugin, outside the
 // JSON-only handler table.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { BerthError } from '../../../common/errors.ts';
@@ -11,8 +13,9 @@ import {
   type FunctionConfig, type FunctionRecord,
 } from '../../../common/functions.ts';
 import type { Logger } from '../../../common/log.ts';
-import type { BerthRedis } from '../../../common/redis.ts';
-import { principal } from '../auth.ts';
+import { closeRedis, type BerthRedis } from '../../../common/redis.ts';
+import { createAuthenticator, principal, type RateLimit } from '../auth.ts';
+import { toBerthError } from '../errors.ts';
 import type { Body, Handlers, Params } from '../handlers.ts';
 import { checkCpuMemory, checkImageReference } from '../limits.ts';
 import { invalidField } from '../paging.ts';
@@ -27,6 +30,8 @@ import { sealCredentials } from './credentials.ts';
 type FunctionInput = Body<'deployFunction'>;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** Where function URLs start; the server hands these requests to functionUrl. */
+export const FN_PREFIX = '/fn/';
 /** Largest body of an asynchronous invocation (Lambda's is 256 KiB; Berth keeps 1 MiB). */
 const MAX_EVENT_BYTES = 1024 * 1024;
 
@@ -37,6 +42,9 @@ export interface FunctionDeps {
   logger: Logger;
   queues: TaskQueues;
   registry: Registry;
+  rateLimit: RateLimit;
+  /** Request metrics of a route answered outside fastify. */
+  requestMetrics?: (route: string) => (method: string, status: number, seconds: number) => void;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -97,6 +105,8 @@ function percentileOf(sorted: number[], p: number): number | undefined {
 
 export interface FunctionsApi {
   handlers: Handlers;
+  /** Answers a request for the function URL (`/fn/{name}/…`, FN_PREFIX), in front of fastify. */
+  functionUrl(req: IncomingMessage, res: ServerResponse): void;
   /** Operations answered by the raw routes below rather than the handler table. */
   rawOperations: Set<string>;
 }
@@ -110,8 +120,10 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
   };
   let token: Promise<string> | undefined;
   const waiters = new SlotWaiters(() => redis.duplicate(), logger);
+  // The slots' own connection, pipelining the scripts of concurrent invocations into one write.
+  const slotRedis = redis.duplicate({ enableAutoPipelining: true }) as BerthRedis;
   const gateway = new FunctionGateway({
-    redis, logger, waiters,
+    redis: slotRedis, logger, waiters,
     metrics: createGatewayMetrics(deps.registry),
     place: (ids) => deps.queues.place(ids.map((taskId) => ({ taskId }))),
     stopOnNode: (nodeId, taskId, reason) => deps.queues.stop(nodeId, taskId, reason),
@@ -125,6 +137,7 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
     waiters.close();
     await gateway.close();
     await invocations.close();
+    await closeRedis(slotRedis);
   });
 
   async function findFunction(tenant: string, name: string, cached = false): Promise<FunctionRecord> {
@@ -133,68 +146,156 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
     return fn;
   }
 
-  /** Runs one invocation for the raw routes: synchronous (streamed) or queued (202). */
-  async function invoke(request: FastifyRequest, reply: FastifyReply, name: string, path: string): Promise<FastifyReply | void> {
-    const tenant = principal(request).tenant;
-    const fn = await findFunction(tenant, name, true);
-    const body = request.body as NodeJS.ReadableStream | undefined;
+  interface Invocation {
+    tenant: string;
+    name: string;
+    method: string;
+    /** Path and query as the instance sees them. */
+    path: string;
+    headers: IncomingHttpHeaders;
+    body: Readable | undefined;
+    ip: string;
+    protocol: string;
+  }
+
+  /**
+   * Runs one invocation: synchronous, streamed into `res` (resolves once the
+   * answer's head is written), or queued (resolves with its id, for a 202).
+   * Throws BerthError before anything is written.
+   */
+  async function invoke(inv: Invocation, res: ServerResponse, beforeAnswer?: () => void): Promise<{ invocationId: string } | undefined> {
+    const fn = await findFunction(inv.tenant, inv.name, true);
     const forwarded: ForwardRequest['headers'] = {
-      ...request.headers,
-      'x-forwarded-for': request.ip,
-      'x-forwarded-proto': request.protocol,
-      'x-forwarded-host': request.headers.host ?? '',
+      ...inv.headers,
+      'x-forwarded-for': inv.ip,
+      'x-forwarded-proto': inv.protocol,
+      'x-forwarded-host': inv.headers.host ?? '',
     };
 
-    if (String(request.headers['x-berth-invocation-type'] ?? '').toLowerCase() === 'event') {
+    if (String(inv.headers['x-berth-invocation-type'] ?? '').toLowerCase() === 'event') {
       const chunks: Buffer[] = [];
       let size = 0;
-      if (body) {
-        for await (const chunk of body) {
+      if (inv.body) {
+        for await (const chunk of inv.body) {
           size += (chunk as Buffer).length;
           if (size > MAX_EVENT_BYTES) throw new BerthError('BODY_TOO_LARGE', `An asynchronous invocation's body is at most ${MAX_EVENT_BYTES} bytes`);
           chunks.push(chunk as Buffer);
         }
       }
       const headers = Object.fromEntries(Object.entries(forwarded).filter(([k, v]) => v !== undefined && k !== 'authorization' && k !== 'content-length')) as StoredRequest['headers'];
-      const invocationId = await invocations.enqueue(fn, { method: request.method, path, headers, body: Buffer.concat(chunks).toString('base64') });
-      return reply.code(202).header('x-berth-invocation-id', invocationId).send({ invocationId });
+      return { invocationId: await invocations.enqueue(fn, { method: inv.method, path: inv.path, headers, body: Buffer.concat(chunks).toString('base64') }) };
     }
 
     const gone = new AbortController();
-    const onClose = () => { if (!reply.raw.writableFinished) gone.abort(); };
-    reply.raw.once('close', onClose);
+    const onClose = () => { if (!res.writableFinished) gone.abort(); };
+    res.once('close', onClose);
     let answer;
     try {
-      answer = await gateway.forward(fn, { method: request.method, path, headers: forwarded, body: body as ForwardRequest['body'] }, gone.signal);
+      answer = await gateway.forward(fn, { method: inv.method, path: inv.path, headers: forwarded, body: inv.body }, gone.signal);
     } catch (err) {
-      reply.raw.off('close', onClose);
-      if (err instanceof BerthError && err.code === 'FUNCTION_THROTTLED') {
-        reply.header('retry-after', String((err.details as { retryAfter?: number } | undefined)?.retryAfter ?? 1));
-      }
-      if (gone.signal.aborted) return;
+      res.off('close', onClose);
+      if (gone.signal.aborted) return undefined;
       throw err;
     }
-    reply.hijack();
-    const res = reply.raw;
+    beforeAnswer?.();
     res.writeHead(answer.statusCode, answer.headers);
     answer.body.pipe(res);
     answer.body.once('error', () => res.destroy());
+    return undefined;
+  }
+
+  /** Sends a BerthError as the API's error handler does (the function URL answers outside fastify). */
+  function sendRawError(res: ServerResponse, err: BerthError, retryAfterS?: number): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: OutgoingHttpHeaders = { 'content-type': 'application/json; charset=utf-8' };
+    if (err.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';
+    if (retryAfterS !== undefined) headers['retry-after'] = String(retryAfterS);
+    res.writeHead(err.status, headers).end(JSON.stringify(err));
+  }
+
+  const authenticate = createAuthenticator({ redis, rateLimit: deps.rateLimit });
+  const fnUrlRequests = deps.requestMetrics?.('/fn/:name/*');
+
+  /**
+   * The function URL `/fn/{name}/…`, answered in front of fastify: its routing,
+   * hooks and reply objects would cost more than the gateway itself. Same
+   * authentication, rate limit, errors and request metrics as the routes.
+   */
+  function functionUrl(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => fnUrlRequests?.(req.method ?? 'GET', res.statusCode, Number(process.hrtime.bigint() - started) / 1e9));
+    const url = req.url ?? '/';
+    const slash = url.indexOf('/', FN_PREFIX.length);
+    const query = url.indexOf('?', FN_PREFIX.length);
+    const nameEnd = Math.min(slash < 0 ? url.length : slash, query < 0 ? url.length : query);
+    let name: string;
+    try {
+      name = decodeURIComponent(url.slice(FN_PREFIX.length, nameEnd));
+    } catch {
+      sendRawError(res, new BerthError('BAD_REQUEST', 'The URL is not valid (bad percent-encoding?)'));
+      req.resume();
+      return;
+    }
+    const rest = url.slice(nameEnd);
+    const path = rest.startsWith('/') ? rest : `/${rest}`;
+    void (async () => {
+      const auth = await authenticate(req.headers.authorization);
+      if ('error' in auth) {
+        sendRawError(res, auth.error, auth.retryAfterS);
+        req.resume();
+        return;
+      }
+      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      const accepted = await invoke({
+        tenant: auth.principal.tenant, name, method: req.method ?? 'GET', path, headers: req.headers,
+        body: hasBody ? req : undefined, ip: req.socket.remoteAddress ?? '', protocol: 'http',
+      }, res);
+      if (accepted) {
+        res.writeHead(202, { 'content-type': 'application/json; charset=utf-8', 'x-berth-invocation-id': accepted.invocationId })
+          .end(JSON.stringify(accepted));
+      }
+    })().catch((err: Error) => {
+      const known = toBerthError(err);
+      if (!known) logger.error({ err, route: '/fn/:name/*' }, 'request failed');
+      const sent = known ?? new BerthError('INTERNAL');
+      sendRawError(res, sent, sent.code === 'FUNCTION_THROTTLED' ? (sent.details as { retryAfter?: number } | undefined)?.retryAfter ?? 1 : undefined);
+      req.resume();
+    });
   }
 
   // The raw routes: any content type, the body as a stream, no JSON schema.
   void app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    const route = async (request: FastifyRequest, reply: FastifyReply, name: string, path: string) => {
+      try {
+        const accepted = await invoke({
+          tenant: principal(request).tenant, name, method: request.method, path,
+          headers: request.headers, body: request.body as Readable | undefined, ip: request.ip, protocol: request.protocol,
+        }, reply.raw, () => reply.hijack());
+        if (accepted) return await reply.code(202).header('x-berth-invocation-id', accepted.invocationId).send(accepted);
+      } catch (err) {
+        if (err instanceof BerthError && err.code === 'FUNCTION_THROTTLED') {
+          reply.header('retry-after', String((err.details as { retryAfter?: number } | undefined)?.retryAfter ?? 1));
+        }
+        throw err;
+      }
+      return undefined;
+    };
     raw.post('/v1/functions/:name/invoke', async (request, reply) => {
       const { name } = request.params as { name: string };
       const query = request.url.indexOf('?');
-      return invoke(request, reply, name, query >= 0 ? `/${request.url.slice(query)}` : '/');
+      return route(request, reply, name, query >= 0 ? `/${request.url.slice(query)}` : '/');
     });
+    // The server hands these to functionUrl before fastify; they answer inject() and any other caller.
     const fnUrl = async (request: FastifyRequest, reply: FastifyReply) => {
       const { name } = request.params as { name: string };
       const prefix = `/fn/${name}`;
       const rest = request.url.startsWith(prefix) ? request.url.slice(prefix.length) : '/';
-      return invoke(request, reply, name, rest.startsWith('/') ? rest : `/${rest}`);
+      return route(request, reply, name, rest.startsWith('/') ? rest : `/${rest}`);
     };
     raw.all('/fn/:name', fnUrl);
     raw.all('/fn/:name/*', fnUrl);
@@ -273,5 +374,5 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
       return reply.code(202).header('x-berth-invocation-id', invocationId).send({ invocationId });
     },
   };
-  return { handlers, rawOperations: new Set(['invokeFunction']) };
+  return { handlers, functionUrl, rawOperations: new Set(['invokeFunction']) };
 }
