@@ -340,9 +340,11 @@ export class FunctionGateway {
   /** Takes an instance out of routing and stops it; the autoscaler or the next request replaces it. */
   private recycle(fn: FunctionRecord, instanceId: string, reason: string): void {
     this.routes.delete(instanceId);
+    // Out of routing first, sent now: the connection runs it before any slot asked for after this answer.
+    const drained = drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false);
     void (async () => {
+      await drained;
       await stopInstanceTask(this.o.redis, instanceId, reason, this.o.stopOnNode);
-      await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false);
     })().catch((err: Error) => this.o.logger.warn({ instanceId, err: err.message }, 'recycling an instance failed'));
   }
 

@@ -120,8 +120,8 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
   };
   let token: Promise<string> | undefined;
   const waiters = new SlotWaiters(() => redis.duplicate(), logger);
-  // The slots' own connection, pipelining the scripts of concurrent invocations into one write.
-  const slotRedis = redis.duplicate({ enableAutoPipelining: true }) as BerthRedis;
+  // The slots' own connection, so a slow command elsewhere (a log follow's blocking read) never delays them.
+  const slotRedis = redis.duplicate() as BerthRedis;
   const gateway = new FunctionGateway({
     redis: slotRedis, logger, waiters,
     metrics: createGatewayMetrics(deps.registry),
