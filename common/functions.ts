@@ -5,7 +5,7 @@
 // task record (kind 'function') placed by the scheduler and started by an
 // agent like any task; once its readiness check passes the agent makes it
 // routable. Which instance has a free concurrency slot is decided by the Lua
-// scripts common/lua/acquire-slot-3.lua and friends, over the keys below.
+// scripts common/lua/acquire-slot-4.lua and friends, over the keys below.
 import { randomBytes } from 'node:crypto';
 import { FUNCTION_EVENTS_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
@@ -115,7 +115,7 @@ export function functionKeys(tenant: string, name: string): FunctionKeys {
 
 /** The scripts of common/lua/*slot*.lua, as connectRedis defines them. */
 interface SlotScripts {
-  acquireSlot(ready: string, inflight: string, lastUsed: string, concurrency: number, now: number): Promise<[number, string]>;
+  acquireSlot(ready: string, inflight: string, lastUsed: string, waiters: string, concurrency: number, now: number, waiterId: string): Promise<[number, string]>;
   releaseSlot(ready: string, inflight: string, lastUsed: string, waiters: string, id: string, now: number, channel: string, message: string): Promise<number>;
   slotRequestInstance(live: string, ready: string, waiters: string, max: number, concurrency: number, id: string, now: number): Promise<number>;
   slotRegisterInstance(live: string, ready: string, inflight: string, instances: string, id: string, route: string, channel: string, message: string): Promise<number>;
@@ -296,9 +296,10 @@ export async function removeInstance(redis: BerthRedis, tenant: string, name: st
 
 export type AcquireResult = { ok: true; instanceId: string } | { ok: false; reason: 'busy' | 'none' };
 
-export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number): Promise<AcquireResult> {
+/** Takes a slot; a request that waited names its entry in the waiting set (`waiterId`), which leaves it with the slot. */
+export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number, waiterId = ''): Promise<AcquireResult> {
   const k = functionKeys(tenant, name);
-  const [code, id] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, concurrency, Date.now());
+  const [code, id] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, k.waiters, concurrency, Date.now(), waiterId);
   if (code === 1) return { ok: true, instanceId: id };
   return { ok: false, reason: code === 0 ? 'busy' : 'none' };
 }

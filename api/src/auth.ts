@@ -1,9 +1,8 @@
 // Authentication (bearer API keys), the admin check and the per-key rate limit,
 // as one onRequest hook. Which routes are public or admin-only comes from the
 // spec (`security: []`, `x-berth-admin: true`), carried in each route's config.
-// Found keys are remembered for a few seconds (API_KEY_CACHE_MS in common/apikeys.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { lookupApiKeyCached, type ApiKeyRecord } from '../../common/apikeys.ts';
+import { lookupApiKey, lookupApiKeyCached, type ApiKeyRecord } from '../../common/apikeys.ts';
 import { BerthError } from '../../common/errors.ts';
 import { keys } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
@@ -55,12 +54,17 @@ const BEARER = /^Bearer +(\S{1,512})$/i;
 /** Who a request is, or why it may not go on (with the seconds to wait when over the rate). */
 export type AuthResult = { principal: Principal } | { error: BerthError; retryAfterS?: number };
 
-/** Checks a request's Authorization header and takes one token of its key's rate limit. */
-export function createAuthenticator(deps: { redis: BerthRedis; rateLimit: RateLimit }): (authorization: string | undefined) => Promise<AuthResult> {
+/**
+ * Checks a request's Authorization header and takes one token of its key's rate
+ * limit. With `cacheKeys` (the function URL's hot path), a found key is trusted
+ * for API_KEY_CACHE_MS (common/apikeys.ts) without asking Redis again.
+ */
+export function createAuthenticator(deps: { redis: BerthRedis; rateLimit: RateLimit; cacheKeys?: boolean }): (authorization: string | undefined) => Promise<AuthResult> {
   const scripts = apiScripts(deps.redis);
+  const lookup = deps.cacheKeys ? lookupApiKeyCached : lookupApiKey;
   return async (authorization) => {
     const match = BEARER.exec(authorization ?? '');
-    const record = match ? await lookupApiKeyCached(deps.redis, match[1]!) : null;
+    const record = match ? await lookup(deps.redis, match[1]!) : null;
     if (!record) return { error: new BerthError('UNAUTHORIZED') };
     if (deps.rateLimit.rate > 0) {
       const [allowed, retryAfterMs] = await scripts.tokenBucket(keys.rateLimit(record.keyId), deps.rateLimit.rate, deps.rateLimit.burst);

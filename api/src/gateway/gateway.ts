@@ -284,7 +284,7 @@ export class FunctionGateway {
         }
         await this.o.waiters.wait(id, Math.min(250, Math.max(1, deadline - Date.now())), clientGone);
         if (clientGone.aborted) throw new BerthError('BAD_REQUEST', 'The client went away');
-        const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency);
+        const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency, waiterId);
         if (r.ok) return await this.withRoute(fn, r.instanceId, clientGone);
         const failure = started.length > 0 ? await this.startFailure(started) : undefined;
         if (failure) throw new BerthError('FUNCTION_START_FAILED', `No instance of ${fn.name} could start: ${failure}`);

@@ -216,13 +216,16 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
     res.writeHead(err.status, headers).end(JSON.stringify(err));
   }
 
-  const authenticate = createAuthenticator({ redis, rateLimit: deps.rateLimit });
+  const authenticate = createAuthenticator({ redis, rateLimit: deps.rateLimit, cacheKeys: true });
   const fnUrlRequests = deps.requestMetrics?.('/fn/:name/*');
 
   /**
    * The function URL `/fn/{name}/…`, answered in front of fastify: its routing,
    * hooks and reply objects would cost more than the gateway itself. Same
-   * authentication, rate limit, errors and request metrics as the routes.
+   * authentication, rate limit, errors and request metrics as the routes, but a
+   * key found is trusted for API_KEY_CACHE_MS: revoked through another API
+   * replica (or deleted from Redis behind the API's back), it still invokes
+   * functions here for at most that long.
    */
   function functionUrl(req: IncomingMessage, res: ServerResponse): void {
     const started = process.hrtime.bigint();

@@ -2,12 +2,16 @@
   Takes one concurrency slot on the least busy routable instance of a function.
   Ties go to the lowest instance id, so light traffic keeps reusing the same
   instance and the others go idle (and can be scaled down).
+  A request that waited takes its slot and leaves the waiting set in the same
+  step, so the autoscaler never counts it both in flight and waiting.
 
   KEYS[1] ready instances, score = requests in flight (berth:tenant:<t>:fn:<n>:ready)
   KEYS[2] in-flight counts by instance                   (…:inflight)
   KEYS[3] last use by instance, `_fn` for the function   (…:lastused)
+  KEYS[4] waiting requests, score = deadline              (…:waiters)
   ARGV[1] concurrency: the most requests one instance takes at once
   ARGV[2] now, ms
+  ARGV[3] the caller's id in the waiting set, or '' when it never waited
 
   Returns { code, instanceId }
     { 1, id }   a slot on instance `id` is now the caller's: release it with release-slot
@@ -21,4 +25,5 @@ local id = best[1]
 redis.call('ZINCRBY', KEYS[1], 1, id)
 redis.call('HINCRBY', KEYS[2], id, 1)
 redis.call('HSET', KEYS[3], id, ARGV[2], '_fn', ARGV[2])
+if ARGV[3] ~= '' then redis.call('ZREM', KEYS[4], ARGV[3]) end
 return { 1, id }
