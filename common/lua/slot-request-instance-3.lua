@@ -15,9 +15,12 @@
 
   Returns
     1  the id is now a wanted instance: create its task
-    0  enough instances are starting, or the maximum is reached
+    0  a ready instance has a free slot, enough instances are starting, or the maximum is reached
 ]]
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[4])
+-- An instance became ready (or freed a slot) since the caller looked: take that slot instead.
+local best = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #best > 0 and tonumber(best[2]) < tonumber(ARGV[2]) then return 0 end
 local live = redis.call('SCARD', KEYS[1])
 if live >= tonumber(ARGV[1]) then return 0 end
 local ready = 0
