@@ -77,12 +77,13 @@ const bench: Benchmark = async () => {
         return ms / 1000;
       }
       : null;
-    const result = await alternate(berth, docker, { runs: 5, warmup: 1 });
+    const result = await alternate(berth, docker, { runs: 9, warmup: 2 });
+    process.stdout.write(`image_pull: berth ${result.berth.map((s) => s.toFixed(2)).join(' ')} s; docker ${result.reference.map((s) => s.toFixed(2)).join(' ')} s\n`);
     const berthS = median(result.berth);
     const refS = docker ? median(result.reference) : null;
     return [{
       figure: 'image_pull_s', unit: 's', berth: berthS, reference: refS,
-      referenceName: docker ? 'docker pull (docker.io, overlay2)' : 'docker pull (dockerd unavailable)', runs: 5,
+      referenceName: docker ? 'docker pull (docker.io, overlay2)' : 'docker pull (dockerd unavailable)', runs: 9,
     }];
   } finally {
     await dockerd?.stop();

@@ -4,18 +4,17 @@
 // temp file at the same time. Nothing is used before both the blob's digest
 // and size and the layer's diffID check out: the blob is renamed into blobs/
 // and the unpacked directory into l/ only then.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { checkLayerChain } from './chain.ts';
-import { decompress } from './decompress.ts';
 import { documentMediaType, hostPlatform, parseConfig, parseIndex, parseManifest, selectPlatform, type ImageConfig } from './manifest.ts';
 import { isIndex, MANIFEST_ACCEPT, type Descriptor } from './media-types.ts';
 import type { ImageReference } from './reference.ts';
 import { RegistryClient, registryErrorFrom } from './registry-client.ts';
 import { BlobWriter, checkDigest, DigestError, digestOf, type LayerRecord, type Store } from './store.ts';
-import { unpackLayer, UnsafeLayerError } from './unpack.ts';
+import { UnsafeLayerError } from './unpack.ts';
+import { unpackPool } from './unpack-pool.ts';
 
 export interface PullProgress {
   layersTotal: number;
@@ -293,17 +292,10 @@ export class Puller {
       })();
     }
     const { algo } = checkDigest(diffID);
-    const diffHash = createHash(algo);
-    const tar = (async function* () {
-      for await (const chunk of decompress(source)) {
-        diffHash.update(chunk);
-        yield chunk;
-      }
-    })();
     try {
-      let result;
+      let unpacked;
       try {
-        result = await unpackLayer(tar, tmpDir);
+        unpacked = await unpackPool.unpack(source, tmpDir, algo);
       } catch (err) {
         // A corrupt blob shows first as bad gzip or tar: say what is really wrong.
         if (writer && reader && !(err instanceof UnsafeLayerError)) {
@@ -322,7 +314,7 @@ export class Puller {
         }
         throw err;
       }
-      const actualDiff = `${algo}:${diffHash.digest('hex')}`;
+      const { result, diffID: actualDiff } = unpacked;
       if (writer && reader) {
         // Bytes after the end of the compressed stream still count for the blob's digest.
         while (true) {

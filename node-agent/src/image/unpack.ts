@@ -16,7 +16,7 @@ import path from 'node:path';
 import { readTar, type TarHeader } from './tar-reader.ts';
 
 export class UnsafeLayerError extends Error {
-  constructor(readonly entry: string, why: string) {
+  constructor(readonly entry: string, readonly why: string) {
     super(`refusing layer: entry "${entry}": ${why}`);
     this.name = 'UnsafeLayerError';
   }
