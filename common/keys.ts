@@ -13,6 +13,8 @@ export const keys = {
   families: (tenant: string) => `${P}:tenant:${tenant}:families`,
   node: (nodeId: string) => `${P}:node:${nodeId}`,
   nodes: () => `${P}:nodes`,
+  /** Sorted set of node id → its last heartbeat (ms): the liveness sweep reads only the overdue ones. */
+  nodeHeartbeats: () => `${P}:nodes:heartbeats`,
   nodeTasks: (nodeId: string) => `${P}:node:${nodeId}:tasks`,
   /** Hash of node id → how many live tasks of the group run there (spread, distinctInstance). */
   groupNodes: (tenant: string, group: string) => `${P}:tenant:${tenant}:group:${group}:nodes`,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Worker } from 'bullmq';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
-import { registerNode } from '../../common/nodes.ts';
+import { queueHeartbeat, registerNode } from '../../common/nodes.ts';
 import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { NodeJob } from '../../common/types.ts';
@@ -135,7 +135,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         await register();
         const stopped = await supervisor.resync();
         logger.warn({ stopped: stopped.length }, 'this node had been declared lost: registered again and stopped the tasks the cluster gave up');
-      } else await redis.hset(keys.node(o.nodeId), 'heartbeatAt', new Date().toISOString());
+      } else await queueHeartbeat(redis.multi(), o.nodeId).exec();
     })().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
   }, o.heartbeatMs ?? 1000);
 

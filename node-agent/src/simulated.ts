@@ -3,8 +3,8 @@
 // a real agent, but acknowledging work without running containers. Never used
 // where a user would have a real agent.
 import { Worker } from 'bullmq';
-import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
-import { registerNode } from '../../common/nodes.ts';
+import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
+import { queueHeartbeat, registerNode } from '../../common/nodes.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
 import { getTask, transitionTask } from '../../common/tasks.ts';
 import type { NodeJob } from '../../common/types.ts';
@@ -53,8 +53,8 @@ export async function startSimulatedAgents(o: SimulatedAgentsOptions): Promise<S
   }
   const heartbeat = setInterval(() => {
     const pipeline = redis.pipeline();
-    const now = new Date().toISOString();
-    for (const nodeId of alive) pipeline.hset(keys.node(nodeId), 'heartbeatAt', now);
+    const now = new Date();
+    for (const nodeId of alive) queueHeartbeat(pipeline, nodeId, now);
     void pipeline.exec();
   }, o.heartbeatMs ?? 1000);
 

@@ -4,7 +4,7 @@ import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
 import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PlacementJob } from '../../common/types.ts';
-import { sweepLostNodes } from './liveness.ts';
+import { indexHeartbeats, sweepLostNodes } from './liveness.ts';
 import { autoscalerOptionsFromEnv, startAutoscaler, type AutoscalerOptions } from './autoscaler.ts';
 import { createSchedulerMetrics, serveMetrics } from './metrics.ts';
 import { createPlacementProcessor, nodeQueueCache } from './placement.ts';
@@ -57,6 +57,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   await worker.waitUntilReady();
   worker.on('error', (err) => o.logger.error({ err: err.message }, 'placement worker error'));
 
+  await indexHeartbeats(redis);
   const autoscaler = startAutoscaler({ redis, logger: o.logger, nodeQueues: nodeQueues.get }, { ...autoscalerOptionsFromEnv(), ...o.autoscaler });
   const sweep = setInterval(() => {
     sweepLostNodes(redis, graceMs, o.logger).then((lost) => metrics.nodesLost(lost.length)).catch((err: Error) => o.logger.error({ err: err.message }, 'liveness sweep failed'));

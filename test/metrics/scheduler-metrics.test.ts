@@ -4,9 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
+import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
 import { createLogger } from '../../common/log.ts';
-import { registerNode } from '../../common/nodes.ts';
+import { queueHeartbeat, registerNode } from '../../common/nodes.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
 import { getTask, saveNewTasks } from '../../common/tasks.ts';
 import type { PlacementJob, TaskRecord } from '../../common/types.ts';
@@ -100,7 +100,7 @@ describe('scheduler metrics', () => {
     expect(value(text, 'berth_scheduler_placement_queue_jobs{state="waiting"}')).toBe(0);
 
     // A node that stops heartbeating is counted once as lost.
-    await redis.hset(keys.node('n1'), 'heartbeatAt', new Date(Date.now() - 60_000).toISOString());
+    await queueHeartbeat(redis.multi(), 'n1', new Date(Date.now() - 60_000)).exec();
     await until('the node lost', async () => value(await metrics(), 'berth_scheduler_nodes_lost_total') === 1);
   });
 });
