@@ -53,6 +53,21 @@ export interface InstanceRoute {
   readyAt: string;
 }
 
+/** Headers between the gateway and the agents' /v1/proxy (the last two reach the caller too). */
+export const PROXY_HEADERS = {
+  /** The cluster's agent token, which the proxy requires. */
+  agentToken: 'x-berth-agent-token',
+  /** Set by the proxy when it could not reach the instance: the cause's code. */
+  proxyError: 'x-berth-proxy-error',
+  /** Milliseconds until the instance's response headers. */
+  duration: 'x-berth-duration-ms',
+  /** The instance's peak memory so far. */
+  maxMemory: 'x-berth-max-memory-used-mib',
+} as const;
+
+/** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
 /** An instance as the agent running it reaches it. */
 export interface LocalInstance {
   ip: string;

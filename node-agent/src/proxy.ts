@@ -13,7 +13,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { asInstance, type LocalNode } from '../../common/functions.ts';
+import { asInstance, HOP_BY_HOP, PROXY_HEADERS, type LocalNode } from '../../common/functions.ts';
 import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import { getTask } from '../../common/tasks.ts';
@@ -50,11 +50,8 @@ export class ProxyTargets {
   }
 }
 
-/** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
-export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-
 export const PROXY_PATH = /^\/v1\/proxy\/([a-f0-9]{32})(\/[^]*)?$/;
-const TOKEN_HEADER = 'x-berth-agent-token';
+const TOKEN_HEADER = PROXY_HEADERS.agentToken;
 /** Under load, the cgroup's peak is read once per this many ms per instance. */
 const PEAK_CACHE_MS = 100;
 
@@ -121,7 +118,7 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
     const upstreamPath = match[2] ?? '/';
     void o.targets.get(taskId).then((target) => {
       if (!target) {
-        sendJson(res, 404, 'INSTANCE_NOT_FOUND', `No running function instance ${taskId} on this node`, { 'x-berth-proxy-error': 'INSTANCE_NOT_FOUND' });
+        sendJson(res, 404, 'INSTANCE_NOT_FOUND', `No running function instance ${taskId} on this node`, { [PROXY_HEADERS.proxyError]: 'INSTANCE_NOT_FOUND' });
         req.resume();
         return;
       }
@@ -140,8 +137,8 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
           for (const [name, value] of Object.entries(up.headers)) {
             if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
           }
-          out['x-berth-duration-ms'] = durationMs.toFixed(2);
-          if (mib !== undefined) out['x-berth-max-memory-used-mib'] = String(mib);
+          out[PROXY_HEADERS.duration] = durationMs.toFixed(2);
+          if (mib !== undefined) out[PROXY_HEADERS.maxMemory] = String(mib);
           res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
           up.pipe(res);
           up.once('error', () => res.destroy());
@@ -149,7 +146,7 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
         });
       });
       upstream.once('error', (err: NodeJS.ErrnoException) => {
-        sendJson(res, 502, 'INSTANCE_UNREACHABLE', `The instance did not answer: ${err.code ?? err.message}`, { 'x-berth-proxy-error': err.code ?? 'ERROR' });
+        sendJson(res, 502, 'INSTANCE_UNREACHABLE', `The instance did not answer: ${err.code ?? err.message}`, { [PROXY_HEADERS.proxyError]: err.code ?? 'ERROR' });
       });
       // The caller went away (or timed out): stop the request to the instance too.
       res.once('close', () => {

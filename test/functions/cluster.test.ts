@@ -1,7 +1,8 @@
 // Functions on two nodes (agents as separate processes, test/harness/cluster.ts)
-// with the API in this process: the warm pool is spread over the nodes, and
-// when a node is lost its instances are replaced on the other one and
-// invocations go on.
+// with the API in this process, so every invocation goes through an agent's
+// proxy: timeouts and crashes answer as on one node, the warm pool is spread
+// over the nodes, and when a node is lost its instances are replaced on the
+// other one and invocations go on.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,7 +36,9 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await fetch(`${url}/v1/functions/spread`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } }).catch(() => undefined);
+  for (const name of ['spread', 'slow', 'crashy']) {
+    await fetch(`${url}/v1/functions/${name}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } }).catch(() => undefined);
+  }
   await new Promise((r) => setTimeout(r, 1000));
   await api?.close();
   await cluster?.stop();
@@ -69,6 +72,37 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
 }
 
 describe('functions on two nodes', () => {
+  it('answers 504 over the timeout and 502 with the exit code when the instance crashes, through the agent, and replaces both', async () => {
+    for (const [name, extra] of [['slow', { timeout: 1 }], ['crashy', {}]] as const) {
+      expect((await get('/v1/functions', { method: 'POST', body: JSON.stringify(fnConfig(name, extra)) })).status).toBe(201);
+    }
+    const slow = await get('/fn/slow/');
+    expect(slow.status).toBe(200);
+    const started = Date.now();
+    const timedOut = await get('/fn/slow/sleep?ms=5000');
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.json.error.code).toBe('FUNCTION_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(3000);
+    const recycled = await waitFor('the timed-out instance to stop', async () => {
+      const t = await get(`/v1/tasks/${slow.headers.get('x-berth-instance-id')}`);
+      return t.json.lastStatus === 'STOPPED' && t.json;
+    });
+    expect(recycled.stoppedReason).toMatch(/timeout/i);
+
+    const crashy = await get('/fn/crashy/');
+    expect(crashy.status).toBe(200);
+    const crashed = await get('/fn/crashy/crash');
+    expect(crashed.status).toBe(502);
+    expect(crashed.json.error.code).toBe('FUNCTION_INSTANCE_FAILED');
+    expect(crashed.json.error.message).toMatch(/exit code 3/);
+    const after = await get('/fn/crashy/');
+    expect(after.status).toBe(200);
+    expect(after.headers.get('x-berth-instance-id')).not.toBe(crashy.headers.get('x-berth-instance-id'));
+    for (const name of ['slow', 'crashy']) {
+      expect((await fetch(`${url}/v1/functions/${name}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } })).status).toBe(204);
+    }
+  });
+
   it('spreads the warm pool over the nodes and replaces the instances of a lost node on the other', async () => {
     const deployed = await get('/v1/functions', { method: 'POST', body: JSON.stringify(fnConfig('spread', { minInstances: 2, maxInstances: 4, memory: 96 })) });
     expect(deployed.status).toBe(201);

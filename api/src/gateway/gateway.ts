@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { BerthError } from '../../../common/errors.ts';
 import {
-  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, localNode, newInstanceId, releaseSlot,
+  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, HOP_BY_HOP, localNode, newInstanceId, PROXY_HEADERS, releaseSlot,
   requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
@@ -54,10 +54,8 @@ export interface ForwardAnswer {
   finished: Promise<void>;
 }
 
-/** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 /** What a client sends that must not reach the instance. */
-const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', 'x-berth-agent-token', 'x-berth-invocation-type']);
+const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', PROXY_HEADERS.agentToken, 'x-berth-invocation-type']);
 
 const FN_CACHE_MS = 1000;
 /** How long invocation counters gather in memory before they are written. */
@@ -134,7 +132,7 @@ export class FunctionGateway {
       this.o.metrics.record(id, 'error', Date.now() - started);
       throw await this.instanceFailed(fn, instanceId, 'INSTANCE_NOT_FOUND');
     }
-    if (!instance) headers['x-berth-agent-token'] = await this.o.agentToken();
+    if (!instance) headers[PROXY_HEADERS.agentToken] = await this.o.agentToken();
 
     return new Promise<ForwardAnswer>((resolve, reject) => {
       let timedOut = false;
@@ -192,7 +190,7 @@ export class FunctionGateway {
           return;
         }
         settled = true;
-        const proxyError = res.headers['x-berth-proxy-error'];
+        const proxyError = res.headers[PROXY_HEADERS.proxyError];
         if (!instance && proxyError !== undefined) {
           // The agent could not reach the instance.
           res.resume();
@@ -203,12 +201,12 @@ export class FunctionGateway {
         for (const [name, value] of Object.entries(res.headers)) {
           if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
         }
-        const duration = Number(res.headers['x-berth-duration-ms'] ?? Date.now() - started);
+        const duration = Number(res.headers[PROXY_HEADERS.duration] ?? Date.now() - started);
         out['x-berth-billed-duration-ms'] = String(Math.max(1, Math.ceil(duration)));
         out['x-berth-instance-id'] = instanceId;
         const coldStart = Date.parse(route.readyAt) >= arrived;
         if (coldStart) out['x-berth-cold-start'] = 'true';
-        const memoryMiB = Number(res.headers['x-berth-max-memory-used-mib']) || undefined;
+        const memoryMiB = Number(res.headers[PROXY_HEADERS.maxMemory]) || undefined;
         let ended = false;
         res.once('end', () => { ended = true; done('ok', res.statusCode ?? 502, memoryMiB); });
         res.once('close', () => {
@@ -224,9 +222,9 @@ export class FunctionGateway {
         }
         // What the agent's proxy reports on the other path: the time to the
         // instance's response headers and the instance's peak memory.
-        res.headers['x-berth-duration-ms'] = (Number(process.hrtime.bigint() - sent) / 1e6).toFixed(2);
+        res.headers[PROXY_HEADERS.duration] = (Number(process.hrtime.bigint() - sent) / 1e6).toFixed(2);
         void instance.peakMemoryMiB().then((mib) => {
-          if (mib !== undefined) res.headers['x-berth-max-memory-used-mib'] = String(mib);
+          if (mib !== undefined) res.headers[PROXY_HEADERS.maxMemory] = String(mib);
           answer(res);
         }, () => answer(res));
       });

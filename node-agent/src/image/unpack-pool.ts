@@ -42,7 +42,6 @@ class Unpacker {
   broken = false;
 
   constructor() {
-    this.worker.unref();
     this.worker.on('message', (message: FromUnpacker) => this.onMessage?.(message));
     const crashed = (error: Error) => {
       this.broken = true;
@@ -50,9 +49,21 @@ class Unpacker {
     };
     this.worker.on('error', crashed);
     this.worker.on('exit', (code) => crashed(new Error(`the unpack worker exited with code ${code}`)));
+    // Idle, it does not hold the process open (after the listeners: adding one refs the worker again).
+    this.worker.unref();
   }
 
   async unpack(source: AsyncIterable<Buffer>, dest: string, algo: 'sha256' | 'sha512'): Promise<Unpacked> {
+    // Its answer is awaited: the process must stay up for it.
+    this.worker.ref();
+    try {
+      return await this.run(source, dest, algo);
+    } finally {
+      this.worker.unref();
+    }
+  }
+
+  private async run(source: AsyncIterable<Buffer>, dest: string, algo: 'sha256' | 'sha512'): Promise<Unpacked> {
     let unacked = 0;
     let outcome: Outcome | undefined;
     let wakeFeeder: (() => void) | undefined;
