@@ -243,6 +243,23 @@ function runtimeSuite(make: (root: string) => Runtime): void {
       expect(keyValues(r.stdout)).toEqual({ not_a_syscall: 'ENOSYS' });
     });
 
+    it('a rule\'s SCMP_ACT_ERRNO without errnoRet is EPERM; defaultErrnoRet answers only for the default action', async () => {
+      const base = defaultSeccompProfile('x64');
+      const seccomp = {
+        ...base,
+        defaultErrnoRet: 6, // ENXIO
+        syscalls: [
+          ...base.syscalls!.map((r) => ({ ...r, names: r.names.filter((n) => n !== 'mkdir' && n !== 'mkdirat') })).filter((r) => r.names.length > 0),
+          { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' },
+        ],
+      };
+      const r = await run({ args: ['sh', '-c', 'mkdir /made; echo "mkdir=$?"; unshare -n true; echo "unshare=$?"'], seccomp });
+      expect(r.code).toBe(0);
+      expect(keyValues(r.stdout)).toEqual({ mkdir: '1', unshare: '1' });
+      expect(r.stderr).toMatch(/mkdir.*Operation not permitted/);
+      expect(r.stderr).toMatch(/unshare.*No such device or address/);
+    });
+
     it('runs the host\'s node: an HTTP server on an ephemeral port', async () => {
       const r = await run({ args: [NODE, '-e', NODE_HTTP], rootPath: nodeRootfs, readonlyRootfs: true });
       expect(r.stderr).toBe('');

@@ -151,12 +151,8 @@ build (const json_node *p, scmp_filter_ctx *out, berth_error_t *err)
 {
   __attribute__ ((cleanup (cleanup_ctxp))) scmp_filter_ctx ctx = NULL;
   uint32_t def, act;
-  const json_node *archs = json_get (p, "architectures"), *syscalls = json_get (p, "syscalls"), *n;
-  uint32_t default_errno = EPERM;
+  const json_node *archs = json_get (p, "architectures"), *syscalls = json_get (p, "syscalls");
 
-  n = json_get (p, "defaultErrnoRet");
-  if (n && n->type == JSON_NUMBER)
-    default_errno = (uint32_t) n->integer;
   if (parse_action (json_get_string (p, "defaultAction"), json_get (p, "defaultErrnoRet"), EPERM, &def, err) < 0)
     return berth_error_wrap (err, "linux.seccomp.defaultAction");
   ctx = seccomp_init (def);
@@ -186,7 +182,8 @@ build (const json_node *p, scmp_filter_ctx *out, berth_error_t *err)
   for (size_t i = 0; syscalls && i < syscalls->len; i++)
     {
       const json_node *sc = syscalls->items[i], *names = json_get (sc, "names");
-      if (parse_action (json_get_string (sc, "action"), json_get (sc, "errnoRet"), default_errno, &act, err) < 0)
+      /* A rule's errnoRet defaults to EPERM (the spec, runc); defaultErrnoRet is the default action's alone. */
+      if (parse_action (json_get_string (sc, "action"), json_get (sc, "errnoRet"), EPERM, &act, err) < 0)
         return berth_error_wrap (err, "linux.seccomp.syscalls[%zu]", i);
       if (act == def)
         continue; /* libseccomp refuses rules equal to the default */
