@@ -2,7 +2,8 @@
 // only its sha256, so a leaked database does not leak usable keys. Keys are
 // high-entropy, so a plain hash (no salt, no KDF) is enough.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { keys } from './keys.ts';
+import type { Redis } from 'ioredis';
+import { API_KEYS_REVOKED_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 
 export interface ApiKeyRecord {
@@ -74,23 +75,69 @@ export async function lookupApiKey(redis: BerthRedis, apiKey: string): Promise<A
 }
 
 /**
- * How long an API replica trusts a key it looked up without asking Redis again.
- * A key revoked through this replica stops working at once; through another
- * replica, it still works here for at most this long.
+ * How long an API replica trusts a key it looked up without asking Redis again,
+ * while its RevocationListener is subscribed: a revocation through any replica
+ * reaches every cache at once, so this bounds only how stale a key's record
+ * (its tenant, its admin flag) may be.
  */
 export const API_KEY_CACHE_MS = 5000;
 const MAX_CACHED_KEYS = 10_000;
 const cachedKeys = new Map<string, { record: ApiKeyRecord; until: number }>();
+/** Revocations seen; a lookup that saw one arrive while it read Redis caches nothing. */
+let revocationsSeen = 0;
 
-/** lookupApiKey, remembering found keys (by hash) for API_KEY_CACHE_MS. Unknown keys always ask Redis. */
-export async function lookupApiKeyCached(redis: BerthRedis, apiKey: string): Promise<ApiKeyRecord | null> {
+function forget(hash: string): void {
+  revocationsSeen++;
+  cachedKeys.delete(hash);
+}
+
+/**
+ * Drops revoked keys from this process's cache as deleteApiKey publishes them.
+ * The cache is trusted only while the subscription stands: after a lost
+ * connection it starts empty again once subscribed.
+ */
+export class RevocationListener {
+  private listening = false;
+  private closed = false;
+  private readonly subscriber: Redis;
+
+  constructor(redis: BerthRedis, onError: (err: Error) => void) {
+    this.subscriber = redis.duplicate({ autoResubscribe: false });
+    this.subscriber.on('message', (_channel: string, hash: string) => forget(hash));
+    this.subscriber.on('error', onError);
+    this.subscriber.on('close', () => { this.listening = false; });
+    this.subscriber.on('ready', () => {
+      this.subscriber.subscribe(API_KEYS_REVOKED_CHANNEL).then(() => {
+        // Revocations published while unsubscribed were missed: forget everything.
+        cachedKeys.clear();
+        this.listening = !this.closed;
+      }, onError);
+    });
+  }
+
+  /** True while every revocation reaches this process. */
+  get trusted(): boolean {
+    return this.listening;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.listening = false;
+    this.subscriber.disconnect();
+  }
+}
+
+/** lookupApiKey, remembering found keys (by hash) for API_KEY_CACHE_MS while `revocations` listens. Unknown keys always ask Redis. */
+export async function lookupApiKeyCached(redis: BerthRedis, apiKey: string, revocations: RevocationListener): Promise<ApiKeyRecord | null> {
+  if (!revocations.trusted) return lookupApiKey(redis, apiKey);
   if (!KEY_FORMAT.test(apiKey)) return null;
   const hash = hashApiKey(apiKey);
   const hit = cachedKeys.get(hash);
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
+  const seen = revocationsSeen;
   const record = await lookupApiKey(redis, apiKey);
-  if (record) {
+  if (record && revocations.trusted && seen === revocationsSeen) {
     if (cachedKeys.size >= MAX_CACHED_KEYS) cachedKeys.clear();
     cachedKeys.set(hash, { record, until: now + API_KEY_CACHE_MS });
   } else cachedKeys.delete(hash);
@@ -112,7 +159,8 @@ export async function listApiKeys(redis: BerthRedis, tenant?: string): Promise<A
 export async function deleteApiKey(redis: BerthRedis, keyId: string): Promise<boolean> {
   const hash = await redis.get(keys.apiKeyId(keyId));
   if (!hash) return false;
-  cachedKeys.delete(hash);
-  await redis.multi().del(keys.apiKey(hash), keys.apiKeyId(keyId), keys.rateLimit(keyId)).zrem(keys.apiKeyIds(), keyId).exec();
+  forget(hash);
+  await redis.multi().del(keys.apiKey(hash), keys.apiKeyId(keyId), keys.rateLimit(keyId)).zrem(keys.apiKeyIds(), keyId)
+    .publish(API_KEYS_REVOKED_CHANNEL, hash).exec();
   return true;
 }

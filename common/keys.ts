@@ -75,6 +75,8 @@ export const keys = {
 
 /** Pub/sub channel: a message `<tenant>/<name>` whenever a slot frees or an instance becomes ready. */
 export const FUNCTION_EVENTS_CHANNEL = `${P}:fn-events`;
+/** Pub/sub channel of revoked API keys (their hashes): replicas drop them from their caches. */
+export const API_KEYS_REVOKED_CHANNEL = `${P}:apikeys-revoked`;
 
 // Queue names are hash tags so each queue's keys share one Redis Cluster slot
 // while different queues spread over the shards.

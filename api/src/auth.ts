@@ -2,7 +2,7 @@
 // as one onRequest hook. Which routes are public or admin-only comes from the
 // spec (`security: []`, `x-berth-admin: true`), carried in each route's config.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { lookupApiKey, lookupApiKeyCached, type ApiKeyRecord } from '../../common/apikeys.ts';
+import { lookupApiKey, lookupApiKeyCached, type ApiKeyRecord, type RevocationListener } from '../../common/apikeys.ts';
 import { BerthError } from '../../common/errors.ts';
 import { keys } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
@@ -56,15 +56,16 @@ export type AuthResult = { principal: Principal } | { error: BerthError; retryAf
 
 /**
  * Checks a request's Authorization header and takes one token of its key's rate
- * limit. With `cacheKeys` (the function URL's hot path), a found key is trusted
- * for API_KEY_CACHE_MS (common/apikeys.ts) without asking Redis again.
+ * limit. With `revocations` (the function URL's hot path), a found key is
+ * trusted for API_KEY_CACHE_MS (common/apikeys.ts) without asking Redis again.
  */
-export function createAuthenticator(deps: { redis: BerthRedis; rateLimit: RateLimit; cacheKeys?: boolean }): (authorization: string | undefined) => Promise<AuthResult> {
+export function createAuthenticator(deps: { redis: BerthRedis; rateLimit: RateLimit; revocations?: RevocationListener }): (authorization: string | undefined) => Promise<AuthResult> {
   const scripts = apiScripts(deps.redis);
-  const lookup = deps.cacheKeys ? lookupApiKeyCached : lookupApiKey;
+  const { revocations } = deps;
+  const lookup = (key: string) => (revocations ? lookupApiKeyCached(deps.redis, key, revocations) : lookupApiKey(deps.redis, key));
   return async (authorization) => {
     const match = BEARER.exec(authorization ?? '');
-    const record = match ? await lookup(deps.redis, match[1]!) : null;
+    const record = match ? await lookup(match[1]!) : null;
     if (!record) return { error: new BerthError('UNAUTHORIZED') };
     if (deps.rateLimit.rate > 0) {
       const [allowed, retryAfterMs] = await scripts.tokenBucket(keys.rateLimit(record.keyId), deps.rateLimit.rate, deps.rateLimit.burst);

@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../common/apikeys.ts';
 import { keys } from '../../common/keys.ts';
@@ -8,6 +10,7 @@ import { registerNode } from '../../common/nodes.ts';
 import { ensureAdminKey } from '../src/index.ts';
 import { errorBody, startApi, type TestApi } from './helpers.ts';
 
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let api: TestApi;
 let tenantKey: string;
 
@@ -108,6 +111,33 @@ describe('API keys (admin only)', () => {
     const again = await api.request(api.adminKey, { method: 'DELETE', url: `/v1/api-keys/${body.keyId}` });
     expect(again.statusCode).toBe(404);
     expect(again.json()).toEqual(errorBody('API_KEY_NOT_FOUND', `No API key ${body.keyId}`));
+  });
+
+  it('on the function URL, a key revoked through another API replica stops working at once', async () => {
+    await api.app.listen({ host: '127.0.0.1', port: 0 });
+    const fnUrl = `http://127.0.0.1:${(api.app.server.address() as { port: number }).port}/fn/nothing/`;
+    const call = async (key: string) => (await fetch(fnUrl, { headers: { authorization: `Bearer ${key}` } })).status;
+    const newKey = async (name: string) => (await api.request(api.adminKey, { method: 'POST', url: '/v1/api-keys', payload: { tenant: 'revoke', name } })).json();
+    // The function URL's cache is trusted once its revocation subscriber is in place.
+    for (let i = 0; i < 100 && Number((await api.redis.pubsub('NUMSUB', 'berth:apikeys-revoked'))[1]) < 1; i++) await new Promise((r) => setTimeout(r, 50));
+
+    // The cache is in play: a key deleted from Redis behind the API's back (nothing published) still passes for a while.
+    const behindBack = await newKey('behind-back');
+    expect(await call(behindBack.apiKey)).toBe(404); // authenticated; no such function
+    await api.redis.del(keys.apiKey(hashApiKey(behindBack.apiKey)));
+    expect(await call(behindBack.apiKey)).toBe(404);
+
+    // Revoked by another process (another replica): refused here within moments, not after the cache's 5 s.
+    const revoked = await newKey('revoked');
+    expect(await call(revoked.apiKey)).toBe(404);
+    const script = `import { deleteApiKey } from './common/apikeys.ts'; import { connectRedis } from './common/redis.ts';
+      const redis = connectRedis(${JSON.stringify(api.server.url)}); if (!(await deleteApiKey(redis, ${JSON.stringify(revoked.keyId)}))) process.exit(1); redis.disconnect();`;
+    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo });
+    const since = Date.now();
+    let status = await call(revoked.apiKey);
+    while (status !== 401 && Date.now() - since < 1000) status = await call(revoked.apiKey);
+    expect(status).toBe(401);
+    expect(Date.now() - since).toBeLessThan(1000);
   });
 
   it('creates admin keys on request', async () => {

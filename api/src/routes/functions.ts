@@ -24,6 +24,7 @@ import { AsyncInvocations, type StoredRequest } from '../gateway/async.ts';
 import { FunctionCache, FunctionGateway, type ForwardRequest } from '../gateway/gateway.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { SlotWaiters } from '../gateway/waiters.ts';
+import { RevocationListener } from '../../../common/apikeys.ts';
 import type { SecretBox } from '../../../common/secret-box.ts';
 import { sealCredentials } from './credentials.ts';
 
@@ -133,7 +134,9 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
   });
   const cache = new FunctionCache((tenant, name) => getFunction(redis, tenant, name));
   const invocations = new AsyncInvocations({ redis, logger, gateway, backoffMs: positive('BERTH_FN_ASYNC_BACKOFF_MS', 1000) });
+  const revocations = new RevocationListener(redis, (err) => logger.warn({ err: err.message }, 'API key revocations subscriber'));
   app.addHook('onClose', async () => {
+    revocations.close();
     waiters.close();
     await gateway.close();
     await invocations.close();
@@ -216,16 +219,16 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
     res.writeHead(err.status, headers).end(JSON.stringify(err));
   }
 
-  const authenticate = createAuthenticator({ redis, rateLimit: deps.rateLimit, cacheKeys: true });
+  const authenticate = createAuthenticator({ redis, rateLimit: deps.rateLimit, revocations });
   const fnUrlRequests = deps.requestMetrics?.('/fn/:name/*');
 
   /**
    * The function URL `/fn/{name}/…`, answered in front of fastify: its routing,
    * hooks and reply objects would cost more than the gateway itself. Same
    * authentication, rate limit, errors and request metrics as the routes, but a
-   * key found is trusted for API_KEY_CACHE_MS: revoked through another API
-   * replica (or deleted from Redis behind the API's back), it still invokes
-   * functions here for at most that long.
+   * key found is trusted for API_KEY_CACHE_MS while revocations are heard: one
+   * revoked through any API replica stops here at once; one deleted from Redis
+   * behind the API's back (no revocation published) works here that long.
    */
   function functionUrl(req: IncomingMessage, res: ServerResponse): void {
     const started = process.hrtime.bigint();
