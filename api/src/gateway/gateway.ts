@@ -72,10 +72,27 @@ export class FunctionGateway {
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly queueTimeoutMs: number;
   private readonly maxQueue: number;
+  private writesHeld = false;
 
   constructor(private readonly o: GatewayOptions) {
     this.queueTimeoutMs = o.queueTimeoutMs ?? 30_000;
     this.maxQueue = o.maxQueue ?? 1000;
+  }
+
+  /**
+   * Holds the slot connection's writes until this turn of the event loop ends:
+   * the scripts of a burst of requests leave in one write (and their answers
+   * come back in one read), not one socket write each.
+   */
+  private holdWrites(): void {
+    const stream = this.o.redis.stream;
+    if (this.writesHeld || this.o.redis.status !== 'ready' || !stream) return;
+    this.writesHeld = true;
+    stream.cork();
+    setImmediate(() => {
+      this.writesHeld = false;
+      stream.uncork();
+    });
   }
 
   async close(): Promise<void> {
@@ -96,6 +113,7 @@ export class FunctionGateway {
     const release = () => {
       if (released) return;
       released = true;
+      this.holdWrites();
       releaseSlot(this.o.redis, fn.tenant, fn.name, instanceId)
         .catch((err: Error) => this.o.logger.warn({ err: err.message, instanceId }, 'slot release failed'));
     };
@@ -256,6 +274,7 @@ export class FunctionGateway {
   private async acquire(fn: FunctionRecord, clientGone: AbortSignal): Promise<{ instanceId: string; route: InstanceRoute }> {
     const { redis } = this.o;
     const { concurrency, maxInstances } = fn.config;
+    this.holdWrites();
     const first = await acquireSlot(redis, fn.tenant, fn.name, concurrency);
     if (first.ok) return this.withRoute(fn, first.instanceId, clientGone);
 
