@@ -11,41 +11,53 @@ import type { FromUnpacker, ToUnpacker } from './unpack-pool.ts';
 const port = parentPort!;
 const send = (message: FromUnpacker) => port.postMessage(message);
 
-let queue: Buffer[] = [];
-let ended = false;
-let aborted: string | undefined;
-let wake: (() => void) | undefined;
+/** One layer's feed. A new layer gets a new one, so nothing left of an earlier, failed layer reads its bytes. */
+interface Feed {
+  queue: Buffer[];
+  ended: boolean;
+  aborted?: string;
+  wake?: () => void;
+}
+
+let current: Feed | undefined;
 
 port.on('message', (message: ToUnpacker) => {
-  if (message.type === 'chunk') queue.push(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength));
-  else if (message.type === 'end') ended = true;
-  else if (message.type === 'abort') aborted = message.reason;
-  else if (message.type === 'start') void run(message.dest, message.algo);
-  wake?.();
+  if (message.type === 'start') {
+    if (current) {
+      current.aborted = 'superseded by the next layer';
+      current.wake?.();
+    }
+    current = { queue: [], ended: false };
+    void run(current, message.dest, message.algo);
+    return;
+  }
+  const feed = current;
+  if (!feed) return;
+  if (message.type === 'chunk') feed.queue.push(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength));
+  else if (message.type === 'end') feed.ended = true;
+  else feed.aborted = message.reason;
+  feed.wake?.();
 });
 
-async function* fed(): AsyncGenerator<Buffer> {
+async function* bytesOf(feed: Feed): AsyncGenerator<Buffer> {
   while (true) {
-    if (aborted !== undefined) throw new Error(aborted);
-    const chunk = queue.shift();
+    if (feed.aborted !== undefined) throw new Error(feed.aborted);
+    const chunk = feed.queue.shift();
     if (chunk) {
       send({ type: 'ack', bytes: chunk.length });
       yield chunk;
       continue;
     }
-    if (ended) return;
-    await new Promise<void>((resolve) => { wake = resolve; });
-    wake = undefined;
+    if (feed.ended) return;
+    await new Promise<void>((resolve) => { feed.wake = resolve; });
+    feed.wake = undefined;
   }
 }
 
-async function run(dest: string, algo: 'sha256' | 'sha512'): Promise<void> {
-  queue = [];
-  ended = false;
-  aborted = undefined;
+async function run(feed: Feed, dest: string, algo: 'sha256' | 'sha512'): Promise<void> {
   const hash = createHash(algo);
   const tar = (async function* () {
-    for await (const chunk of decompress(fed())) {
+    for await (const chunk of decompress(bytesOf(feed))) {
       hash.update(chunk);
       yield chunk;
     }
