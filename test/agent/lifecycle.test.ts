@@ -118,7 +118,12 @@ it('fails a task with secrets on a node without the secrets key, saying so', asy
 it('offers what BERTH_NODE_CPU and BERTH_NODE_MEMORY say instead of the whole host', async () => {
   const agent = await cluster.agent({ BERTH_NODE_CPU: '1536', BERTH_NODE_MEMORY: '700' });
   try {
-    const node = await cluster.redis.hgetall(keys.node(agent.nodeId));
+    // The agent's port opens before it registers its node.
+    let node = await cluster.redis.hgetall(keys.node(agent.nodeId));
+    for (let i = 0; i < 100 && !node.nodeId; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      node = await cluster.redis.hgetall(keys.node(agent.nodeId));
+    }
     expect([node.cpuTotal, node.memoryTotal]).toEqual(['1536', '700']);
   } finally {
     await agent.kill('SIGTERM');
