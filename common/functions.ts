@@ -5,7 +5,7 @@
 // task record (kind 'function') placed by the scheduler and started by an
 // agent like any task; once its readiness check passes the agent makes it
 // routable. Which instance has a free concurrency slot is decided by the Lua
-// scripts common/lua/acquire-slot-4.lua and friends, over the keys below.
+// scripts common/lua/acquire-slot-5.lua and friends, over the keys below.
 import { randomBytes } from 'node:crypto';
 import { FUNCTION_EVENTS_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
@@ -108,6 +108,7 @@ export interface FunctionKeys {
   draining: string;
   lastUsed: string;
   waiters: string;
+  leases: string;
   stats: string;
   durations: string;
   deadLetters: string;
@@ -122,6 +123,7 @@ export function functionKeys(tenant: string, name: string): FunctionKeys {
     draining: keys.fnDraining(tenant, name),
     lastUsed: keys.fnLastUsed(tenant, name),
     waiters: keys.fnWaiters(tenant, name),
+    leases: keys.fnLeases(tenant, name),
     stats: keys.fnStats(tenant, name),
     durations: keys.fnDurations(tenant, name),
     deadLetters: keys.fnDeadLetters(tenant, name),
@@ -130,8 +132,10 @@ export function functionKeys(tenant: string, name: string): FunctionKeys {
 
 /** The scripts of common/lua/*slot*.lua, as connectRedis defines them. */
 interface SlotScripts {
-  acquireSlot(ready: string, inflight: string, lastUsed: string, waiters: string, concurrency: number, now: number, waiterId: string): Promise<[number, string]>;
-  releaseSlot(ready: string, inflight: string, lastUsed: string, waiters: string, id: string, now: number, channel: string, message: string): Promise<number>;
+  acquireSlot(ready: string, inflight: string, lastUsed: string, waiters: string, leases: string,
+    concurrency: number, now: number, waiterId: string, nonce: string, expiry: number): Promise<[number, string]>;
+  releaseSlot(ready: string, inflight: string, lastUsed: string, waiters: string, leases: string,
+    lease: string, now: number, channel: string, message: string): Promise<number>;
   slotRequestInstance(live: string, ready: string, waiters: string, max: number, concurrency: number, id: string, now: number): Promise<number>;
   slotRegisterInstance(live: string, ready: string, inflight: string, instances: string, id: string, route: string, channel: string, message: string): Promise<number>;
   slotDrainInstance(live: string, ready: string, inflight: string, draining: string, id: string, onlyIdle: '0' | '1'): Promise<number>;
@@ -190,7 +194,7 @@ export async function deleteFunction(redis: BerthRedis, tenant: string, name: st
   ]);
   await redis.multi()
     .del(keys.fn(tenant, name), keys.fnVersions(tenant, name), k.live, k.ready, k.inflight, k.instances, k.draining,
-      k.lastUsed, k.waiters, k.stats, k.durations, k.deadLetters)
+      k.lastUsed, k.waiters, k.leases, k.stats, k.durations, k.deadLetters)
     .zrem(keys.tenantFunctions(tenant), name)
     .srem(keys.functions(), fnId(tenant, name))
     .exec();
@@ -309,19 +313,40 @@ export async function removeInstance(redis: BerthRedis, tenant: string, name: st
 
 // ---- slots ----
 
-export type AcquireResult = { ok: true; instanceId: string } | { ok: false; reason: 'busy' | 'none' };
+/** A slot taken: the instance, and the lease that gives the slot back. */
+export type AcquireResult = { ok: true; instanceId: string; lease: string } | { ok: false; reason: 'busy' | 'none' };
 
-/** Takes a slot; a request that waited names its entry in the waiting set (`waiterId`), which leaves it with the slot. */
-export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number, waiterId = ''): Promise<AcquireResult> {
+/**
+ * How long after a request's timeout its slot is given back anyway: the API
+ * replica holding it died (a live one always gives it back by the timeout).
+ */
+export const SLOT_LEASE_MARGIN_MS = 60_000;
+
+/**
+ * Takes a slot for a request that may run `timeoutMs`; a request that waited
+ * names its entry in the waiting set (`waiterId`), which leaves it with the slot.
+ */
+export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number, timeoutMs: number, waiterId = ''): Promise<AcquireResult> {
   const k = functionKeys(tenant, name);
-  const [code, id] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, k.waiters, concurrency, Date.now(), waiterId);
-  if (code === 1) return { ok: true, instanceId: id };
+  const now = Date.now();
+  const [code, lease] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, k.waiters, k.leases,
+    concurrency, now, waiterId, randomBytes(8).toString('hex'), now + timeoutMs + SLOT_LEASE_MARGIN_MS);
+  if (code === 1) return { ok: true, instanceId: lease.slice(0, lease.lastIndexOf('/')), lease };
   return { ok: false, reason: code === 0 ? 'busy' : 'none' };
 }
 
-export async function releaseSlot(redis: BerthRedis, tenant: string, name: string, instanceId: string): Promise<number> {
+/** Gives a slot back, once: -2 when its lease was given back already. */
+export async function releaseSlot(redis: BerthRedis, tenant: string, name: string, lease: string): Promise<number> {
   const k = functionKeys(tenant, name);
-  return scripts(redis).releaseSlot(k.ready, k.inflight, k.lastUsed, k.waiters, instanceId, Date.now(), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name));
+  return scripts(redis).releaseSlot(k.ready, k.inflight, k.lastUsed, k.waiters, k.leases, lease, Date.now(), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name));
+}
+
+/** Gives back the slots whose leases expired (their API replica died holding them); how many. */
+export async function reapSlots(redis: BerthRedis, tenant: string, name: string, now = Date.now()): Promise<number> {
+  const expired = await redis.zrangebyscore(functionKeys(tenant, name).leases, '-inf', now, 'LIMIT', 0, 1000);
+  let reaped = 0;
+  for (const lease of expired) if ((await releaseSlot(redis, tenant, name, lease)) !== -2) reaped++;
+  return reaped;
 }
 
 /** True when the caller must create the task of `id` (a cold start). */

@@ -59,6 +59,8 @@ export const keys = {
   fnLastUsed: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:lastused`,
   /** Sorted set of requests waiting for a slot, score = their deadline (ms). */
   fnWaiters: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:waiters`,
+  /** Sorted set of the slots taken (`<instance>/<nonce>`) by their expiry (ms). */
+  fnLeases: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:leases`,
   /** Hash of counters: invocations, errors, coldStarts, timeouts, throttles. */
   fnStats: (tenant: string, name: string) => `${P}:tenant:${tenant}:fn:${name}:stats`,
   /** Recent invocation durations (ms), newest first (LTRIM 1000). */

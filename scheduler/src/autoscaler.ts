@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import {
-  addInstances, drainInstance, functionKeys, getFunction, parseFnId, removeInstance, stopInstanceTask,
+  addInstances, drainInstance, functionKeys, getFunction, parseFnId, reapSlots, removeInstance, stopInstanceTask,
   type FunctionRecord, type InstanceRoute,
 } from '../../common/functions.ts';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
@@ -108,6 +108,9 @@ export function startAutoscaler(deps: { redis: BerthRedis; logger: Logger; nodeQ
 
   async function scale(fn: FunctionRecord, now: number): Promise<void> {
     const k = functionKeys(fn.tenant, fn.name);
+    // Slots held past their request's timeout belong to an API replica that died.
+    const reaped = await reapSlots(redis, fn.tenant, fn.name, now);
+    if (reaped > 0) logger.warn({ function: fn.name, tenant: fn.tenant, slots: reaped }, 'gave back slots whose API replica stopped answering for them');
     const [live, readyRaw, inflightRaw, draining, lastUsed, routesRaw, waiting] = await Promise.all([
       redis.smembers(k.live), redis.zrange(k.ready, 0, -1), redis.hgetall(k.inflight), redis.smembers(k.draining),
       redis.hgetall(k.lastUsed), redis.hgetall(k.instances), redis.zcount(k.waiters, now, '+inf'),

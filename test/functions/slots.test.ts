@@ -2,7 +2,8 @@
 // autoscaler's arithmetic: no containers, so these run in a second.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  acquireSlot, drainInstance, functionKeys, registerInstance, releaseSlot, removeInstance, requestInstance, type InstanceRoute,
+  acquireSlot, drainInstance, functionKeys, reapSlots, registerInstance, releaseSlot, removeInstance, requestInstance, SLOT_LEASE_MARGIN_MS,
+  type AcquireResult, type InstanceRoute,
 } from '../../common/functions.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
 import { desiredInstances, type AutoscalerOptions } from '../../scheduler/src/autoscaler.ts';
@@ -34,33 +35,67 @@ async function fn(ids: string[]): Promise<string> {
   return name;
 }
 
+const T = 30_000; // the function's timeout, ms
+
+/** The instance of a slot taken, or null. */
+const instanceOf = (r: AcquireResult) => (r.ok ? r.instanceId : null);
+/** The lease of a slot that must have been taken. */
+const leaseOf = (r: AcquireResult) => {
+  if (!r.ok) throw new Error(`no slot: ${r.reason}`);
+  return r.lease;
+};
+
 describe('slot scripts', () => {
   it('take the least busy instance up to its concurrency, and give slots back exactly once', async () => {
     const name = await fn(['a', 'b']);
-    const got = [];
-    for (let i = 0; i < 4; i++) got.push(await acquireSlot(redis, 't', name, 2));
-    expect(got.map((g) => (g.ok ? g.instanceId : null)).sort()).toEqual(['a', 'a', 'b', 'b']);
-    expect(await acquireSlot(redis, 't', name, 2)).toEqual({ ok: false, reason: 'busy' });
-    expect(await releaseSlot(redis, 't', name, 'a')).toBe(1);
-    expect(await acquireSlot(redis, 't', name, 2)).toEqual({ ok: true, instanceId: 'a' });
+    const got: AcquireResult[] = [];
+    for (let i = 0; i < 4; i++) got.push(await acquireSlot(redis, 't', name, 2, T));
+    expect(got.map(instanceOf).sort()).toEqual(['a', 'a', 'b', 'b']);
+    expect(await acquireSlot(redis, 't', name, 2, T)).toEqual({ ok: false, reason: 'busy' });
+    const onA = got.find((g) => instanceOf(g) === 'a')!;
+    expect(await releaseSlot(redis, 't', name, leaseOf(onA))).toBe(1);
+    expect(await releaseSlot(redis, 't', name, leaseOf(onA))).toBe(-2); // once
+    expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('1');
+    expect(await acquireSlot(redis, 't', name, 2, T)).toMatchObject({ ok: true, instanceId: 'a', lease: expect.stringMatching(/^a\/[a-f0-9]{16}$/) });
     expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('2');
     // Light traffic stays on one instance (ties go to the same one).
     const quiet = await fn(['x', 'y']);
     for (let i = 0; i < 5; i++) {
-      const s = await acquireSlot(redis, 't', quiet, 1);
-      expect(s).toEqual({ ok: true, instanceId: 'x' });
-      await releaseSlot(redis, 't', quiet, 'x');
+      const s = await acquireSlot(redis, 't', quiet, 1, T);
+      expect(s).toMatchObject({ ok: true, instanceId: 'x' });
+      await releaseSlot(redis, 't', quiet, leaseOf(s));
     }
   });
 
   it('say "none" without instances, and never count below zero or for a removed instance', async () => {
     const name = await fn([]);
-    expect(await acquireSlot(redis, 't', name, 1)).toEqual({ ok: false, reason: 'none' });
+    expect(await acquireSlot(redis, 't', name, 1, T)).toEqual({ ok: false, reason: 'none' });
     const one = await fn(['a']);
-    expect(await acquireSlot(redis, 't', one, 1)).toMatchObject({ ok: true });
+    const s = await acquireSlot(redis, 't', one, 1, T);
+    expect(s).toMatchObject({ ok: true });
     await removeInstance(redis, 't', one, 'a');
-    expect(await releaseSlot(redis, 't', one, 'a')).toBe(-1);
+    expect(await releaseSlot(redis, 't', one, leaseOf(s))).toBe(-1);
     expect(await redis.hexists(functionKeys('t', one).inflight, 'a')).toBe(0);
+  });
+
+  it('give back a slot whose holder died once its lease expires (timeout + margin), and only once', async () => {
+    const name = await fn(['a']);
+    const k = functionKeys('t', name);
+    const held = await acquireSlot(redis, 't', name, 1, T); // its API replica "dies": never released
+    const live = await fn(['b']);
+    const kept = await acquireSlot(redis, 't', live, 1, T);
+    expect(await acquireSlot(redis, 't', name, 1, T)).toEqual({ ok: false, reason: 'busy' });
+    const expiry = Number(await redis.zscore(k.leases, leaseOf(held)));
+    expect(expiry - Date.now()).toBeGreaterThan(T + SLOT_LEASE_MARGIN_MS - 5000);
+    expect(await reapSlots(redis, 't', name, expiry - 1)).toBe(0);
+    expect(await reapSlots(redis, 't', name, expiry)).toBe(1);
+    expect(await redis.hget(k.inflight, 'a')).toBe('0');
+    expect(await acquireSlot(redis, 't', name, 1, T)).toMatchObject({ ok: true, instanceId: 'a' });
+    // The late holder's release changes nothing; the other function's slot was never touched.
+    expect(await releaseSlot(redis, 't', name, leaseOf(held))).toBe(-2);
+    expect(await redis.hget(k.inflight, 'a')).toBe('1');
+    expect(await reapSlots(redis, 't', live)).toBe(0);
+    expect(await releaseSlot(redis, 't', live, leaseOf(kept))).toBe(0);
   });
 
   it('start one instance per waiting request that no starting instance covers, never beyond the maximum', async () => {
@@ -81,11 +116,12 @@ describe('slot scripts', () => {
 
   it('drain an instance out of routing; only an idle one when asked; a drained one never registers again', async () => {
     const name = await fn(['a', 'b']);
-    await acquireSlot(redis, 't', name, 1); // a is busy
+    const busy = await acquireSlot(redis, 't', name, 1, T); // a is busy
+    expect(instanceOf(busy)).toBe('a');
     expect(await drainInstance(redis, 't', name, 'a', true)).toBe(-1);
     expect(await drainInstance(redis, 't', name, 'a', false)).toBe(1);
-    expect(await acquireSlot(redis, 't', name, 1)).toEqual({ ok: true, instanceId: 'b' });
-    expect(await releaseSlot(redis, 't', name, 'a')).toBe(0);
+    expect(await acquireSlot(redis, 't', name, 1, T)).toMatchObject({ ok: true, instanceId: 'b' });
+    expect(await releaseSlot(redis, 't', name, leaseOf(busy))).toBe(0);
     expect(await redis.zscore(functionKeys('t', name).ready, 'a')).toBeNull();
     expect(await registerInstance(redis, 't', name, 'a', route)).toBe(false);
   });

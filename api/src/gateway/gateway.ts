@@ -54,6 +54,13 @@ export interface ForwardAnswer {
   finished: Promise<void>;
 }
 
+/** A slot on an instance: where to send the request, and the lease that gives the slot back. */
+interface Slot {
+  instanceId: string;
+  lease: string;
+  route: InstanceRoute;
+}
+
 /** What a client sends that must not reach the instance. */
 const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', PROXY_HEADERS.agentToken, 'x-berth-invocation-type']);
 
@@ -108,13 +115,13 @@ export class FunctionGateway {
    */
   async forward(fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal): Promise<ForwardAnswer> {
     const arrived = Date.now();
-    const { instanceId, route } = await this.acquire(fn, clientGone);
+    const { instanceId, lease, route } = await this.acquire(fn, clientGone);
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       this.holdWrites();
-      releaseSlot(this.o.redis, fn.tenant, fn.name, instanceId)
+      releaseSlot(this.o.redis, fn.tenant, fn.name, lease)
         .catch((err: Error) => this.o.logger.warn({ err: err.message, instanceId }, 'slot release failed'));
     };
     try {
@@ -271,12 +278,13 @@ export class FunctionGateway {
   }
 
   /** A slot on a ready instance, waiting (and starting instances) as needed. */
-  private async acquire(fn: FunctionRecord, clientGone: AbortSignal): Promise<{ instanceId: string; route: InstanceRoute }> {
+  private async acquire(fn: FunctionRecord, clientGone: AbortSignal): Promise<Slot> {
     const { redis } = this.o;
     const { concurrency, maxInstances } = fn.config;
+    const timeoutMs = fn.config.timeout * 1000;
     this.holdWrites();
-    const first = await acquireSlot(redis, fn.tenant, fn.name, concurrency);
-    if (first.ok) return this.withRoute(fn, first.instanceId, clientGone);
+    const first = await acquireSlot(redis, fn.tenant, fn.name, concurrency, timeoutMs);
+    if (first.ok) return this.withRoute(fn, first, clientGone);
 
     const id = fnId(fn.tenant, fn.name);
     const queued = this.queued.get(id) ?? 0;
@@ -301,8 +309,8 @@ export class FunctionGateway {
         }
         await this.o.waiters.wait(id, Math.min(250, Math.max(1, deadline - Date.now())), clientGone);
         if (clientGone.aborted) throw new BerthError('BAD_REQUEST', 'The client went away');
-        const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency, waiterId);
-        if (r.ok) return await this.withRoute(fn, r.instanceId, clientGone);
+        const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency, timeoutMs, waiterId);
+        if (r.ok) return await this.withRoute(fn, r, clientGone);
         const failure = started.length > 0 ? await this.startFailure(started) : undefined;
         if (failure) throw new BerthError('FUNCTION_START_FAILED', `No instance of ${fn.name} could start: ${failure}`);
         if (Date.now() >= deadline) {
@@ -330,20 +338,20 @@ export class FunctionGateway {
     return reasons[reasons.length - 1];
   }
 
-  private async withRoute(fn: FunctionRecord, instanceId: string, clientGone: AbortSignal): Promise<{ instanceId: string; route: InstanceRoute }> {
+  private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, clientGone: AbortSignal): Promise<Slot> {
     let route = this.routes.get(instanceId);
     if (!route) {
       const found = await getRoute(this.o.redis, fn.tenant, fn.name, instanceId);
       if (!found) {
         // Removed between the slot and the lookup (it stopped): try again.
-        await releaseSlot(this.o.redis, fn.tenant, fn.name, instanceId);
+        await releaseSlot(this.o.redis, fn.tenant, fn.name, lease);
         return this.acquire(fn, clientGone);
       }
       route = found;
       if (this.routes.size > 10_000) this.routes.clear();
       this.routes.set(instanceId, route);
     }
-    return { instanceId, route };
+    return { instanceId, lease, route };
   }
 
   /** The instance failed under a request: take it out, find out why, stop it if it still runs. */
