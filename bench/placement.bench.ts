@@ -157,7 +157,7 @@ const benchmark: Benchmark = async () => {
 
     // Latency at 1,000 per second, from the task's creation to its start job on the node's queue:
     // tasks arriving evenly (one every millisecond, each its own run, as independent clients
-    // send them) for the figure, and in bursts (10 at once every 10 ms) as a harsher second figure.
+    // send them) for the figure, and in bursts (10 at once every 10 ms, as this bench sent them before).
     const latencyRuns = async (burst: number): Promise<number[]> => {
       const p99s: number[] = [];
       for (let run = 0; run < RUNS; run++) {
