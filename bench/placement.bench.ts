@@ -13,7 +13,8 @@ import { freePort, startRedisServer } from '../common/daemons.ts';
 import { BULLMQ_PREFIX, keys, queues } from '../common/keys.ts';
 import { registerNode } from '../common/nodes.ts';
 import { connectRedis, type BerthRedis } from '../common/redis.ts';
-import { placementDemand, saveNewTasks } from '../common/tasks.ts';
+import { placementDemand } from '../common/tasks.ts';
+import { bullTaskQueues, type TaskQueues } from '../api/src/queues.ts';
 import type { PlacementJob, TaskRecord } from '../common/types.ts';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, waitForPort, type Daemon } from '../common/daemons.ts';
@@ -40,19 +41,14 @@ function task(): TaskRecord {
   };
 }
 
-/** As the API submits runs of `count` tasks: the task records, then one placement job per run. */
-async function submit(redis: BerthRedis, placement: Queue<PlacementJob>, tasks: TaskRecord[], count = 1): Promise<void> {
-  await saveNewTasks(redis, tasks);
-  const jobs = [];
+/** As the API submits runs of `count` tasks, through its queues: the task records and one placement job per run. */
+async function submit(placement: TaskQueues, tasks: TaskRecord[], count = 1): Promise<void> {
+  const jobs: PlacementJob[] = [];
   for (let i = 0; i < tasks.length; i += count) {
     const run = tasks.slice(i, i + count);
-    jobs.push({
-      name: 'place',
-      data: { taskId: run[0]!.taskId, demand: placementDemand(run[0]!), ...(run.length > 1 ? { taskIds: run.map((t) => t.taskId) } : {}) },
-      opts: { jobId: run[0]!.taskId, removeOnComplete: true },
-    });
+    jobs.push({ taskId: run[0]!.taskId, demand: placementDemand(run[0]!), ...(run.length > 1 ? { taskIds: run.map((t) => t.taskId) } : {}) });
   }
-  await placement.addBulk(jobs);
+  await placement.place(jobs, tasks);
 }
 
 async function placedCount(redis: BerthRedis): Promise<number> {
@@ -71,7 +67,7 @@ async function waitPlaced(redis: BerthRedis, total: number): Promise<void> {
  * fixed schedule (submissions do not wait for each other, as separate clients'
  * requests do not). Fails when the machine could not keep the rate.
  */
-async function pace(redis: BerthRedis, placement: Queue<PlacementJob>, burst: number): Promise<TaskRecord[]> {
+async function pace(placement: TaskQueues, burst: number): Promise<TaskRecord[]> {
   const total = PACED_RATE * PACED_SECONDS;
   const intervalMs = (1000 / PACED_RATE) * burst;
   const paced: TaskRecord[] = [];
@@ -83,7 +79,7 @@ async function pace(redis: BerthRedis, placement: Queue<PlacementJob>, burst: nu
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const batch = Array.from({ length: burst }, task);
     paced.push(...batch);
-    submissions.push(submit(redis, placement, batch));
+    submissions.push(submit(placement, batch));
   }
   await Promise.all(submissions);
   const rate = total / ((performance.now() - start) / 1000);
@@ -115,7 +111,7 @@ const benchmark: Benchmark = async () => {
   const server = await startRedisServer({ dir, port, persist: false });
   const url = `redis://127.0.0.1:${port}`;
   const redis = connectRedis(url);
-  const placement = new Queue<PlacementJob>(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
+  const placement = bullTaskQueues(redis);
   const schedulers: Daemon[] = [];
   try {
     for (let i = 0; i < NODES; i++) {
@@ -134,7 +130,7 @@ const benchmark: Benchmark = async () => {
     }
 
     let placed = 0;
-    await submit(redis, placement, Array.from({ length: 2_000 }, task)); // warm-up
+    await submit(placement, Array.from({ length: 2_000 }, task)); // warm-up
     placed += 2_000;
     await waitPlaced(redis, placed);
 
@@ -145,7 +141,7 @@ const benchmark: Benchmark = async () => {
       for (let run = 0; run < RUNS; run++) {
         const batch = Array.from({ length: TASKS_PER_THROUGHPUT_RUN }, task);
         const start = performance.now();
-        for (let i = 0; i < batch.length; i += 1_000) await submit(redis, placement, batch.slice(i, i + 1_000), count);
+        for (let i = 0; i < batch.length; i += 1_000) await submit(placement, batch.slice(i, i + 1_000), count);
         placed += batch.length;
         await waitPlaced(redis, placed);
         rates.push(batch.length / ((performance.now() - start) / 1000));
@@ -161,7 +157,7 @@ const benchmark: Benchmark = async () => {
     const latencyRuns = async (burst: number): Promise<number[]> => {
       const p99s: number[] = [];
       for (let run = 0; run < RUNS; run++) {
-        const paced = await pace(redis, placement, burst);
+        const paced = await pace(placement, burst);
         placed += paced.length;
         await waitPlaced(redis, placed);
         p99s.push(percentile(await placementLatencies(redis, paced), 99));

@@ -6,7 +6,7 @@ import type { BerthRedis } from '../../common/redis.ts';
 import type { SecretBox } from '../../common/secret-box.ts';
 import { sealedSecrets } from '../../common/secrets.ts';
 import type { StoredTaskDefinition } from '../../common/taskdefs.ts';
-import { getTask, placementDemand, saveNewTasks, toApiTask, transitionTask } from '../../common/tasks.ts';
+import { getTask, placementDemand, toApiTask, transitionTask } from '../../common/tasks.ts';
 import type { PlacementConstraint, PlacementStrategy, RunTaskInput, Task, TaskContainerSpec, TaskRecord } from '../../common/types.ts';
 import { checkCpuMemory, MAX_MIB_PER_CPU_UNIT } from './limits.ts';
 import { invalidField } from './paging.ts';
@@ -166,12 +166,11 @@ export async function createTasks(
     ...(strategy ? { placementStrategy: strategy } : {}),
     ...(constraints ? { placementConstraints: constraints } : {}),
   }));
-  await saveNewTasks(deps.redis, records);
   // One job for the run: its tasks share one demand, and one job places them all.
   await deps.queues.place([{
     taskId: records[0]!.taskId, demand: placementDemand(records[0]!),
     ...(records.length > 1 ? { taskIds: records.map((r) => r.taskId) } : {}),
-  }]);
+  }], records);
   return records;
 }
 

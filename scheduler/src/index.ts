@@ -1,11 +1,11 @@
 // The scheduler daemon's parts: the placement worker and the liveness sweep.
-import { Worker } from 'bullmq';
 import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
 import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PlacementJob } from '../../common/types.ts';
 import { indexHeartbeats, sweepLostNodes } from './liveness.ts';
 import { autoscalerOptionsFromEnv, startAutoscaler, type AutoscalerOptions } from './autoscaler.ts';
+import { startConsumer } from './consumer.ts';
 import { createSchedulerMetrics, serveMetrics } from './metrics.ts';
 import { createPlacementProcessor, nodeQueueCache } from './placement.ts';
 
@@ -47,15 +47,15 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
     },
     nodeQueues.get,
   ));
-  const worker = new Worker<PlacementJob>(queues.placement, processor, {
-    connection: workerConnection,
+  const consumer = await startConsumer<PlacementJob>({
+    queue: queues.placement,
     prefix: BULLMQ_PREFIX,
+    connection: workerConnection,
     concurrency: o.concurrency ?? 16,
+    process: processor,
+    onFailed: (job, err) => o.logger.error({ taskId: job.data.taskId, err: err.message }, 'placement failed'),
+    onError: (err) => o.logger.error({ err: err.message }, 'placement worker error'),
   });
-  worker.on('failed', (job, err) => o.logger.error({ taskId: job?.data.taskId, err: err.message }, 'placement failed'));
-  // Connected before anyone may close it: a close during the connect rejects inside BullMQ.
-  await worker.waitUntilReady();
-  worker.on('error', (err) => o.logger.error({ err: err.message }, 'placement worker error'));
 
   await indexHeartbeats(redis);
   const autoscaler = startAutoscaler({ redis, logger: o.logger, nodeQueues: nodeQueues.get }, { ...autoscalerOptionsFromEnv(), ...o.autoscaler });
@@ -71,7 +71,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
       clearInterval(sweep);
       await autoscaler.close();
       await server?.close();
-      await worker.close();
+      await consumer.close();
       await nodeQueues.close();
       await metrics.close();
       await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
