@@ -3,7 +3,7 @@
 // fetch has answered, and when the queue runs dry that fetch comes back empty:
 // a Redis round trip more before every placement at a steady arrival rate.
 // Here a job starts the moment it is fetched, while the next fetch is on its way.
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, Job, Worker, type JobJsonRaw } from 'bullmq';
 import type { BerthRedis } from '../../common/redis.ts';
 
 export interface ConsumerOptions<T> {
@@ -37,14 +37,27 @@ export async function startConsumer<T>(o: ConsumerOptions<T>): Promise<Consumer>
   const underWay = new Set<Promise<void>>();
   let slotFreed: (() => void) | undefined;
 
-  const work = async (job: Job<T>, token: string): Promise<void> => {
-    try {
-      await o.process(job, token);
-      await job.moveToCompleted(undefined, token, false);
-    } catch (err) {
-      if (err instanceof DelayedError) return;
-      o.onFailed(job, err as Error);
-      await job.moveToFailed(err as Error, token, false).catch((e: Error) => o.onError(e));
+  // A lane: the job, then each job Redis hands back with the last one's completion
+  // (one round trip for both while the queue has work), until none comes back.
+  const work = async (first: Job<T>, token: string): Promise<void> => {
+    let job: Job<T> | undefined = first;
+    while (job) {
+      const current: Job<T> = job;
+      job = undefined;
+      try {
+        await o.process(current, token);
+      } catch (err) {
+        if (err instanceof DelayedError) continue;
+        o.onFailed(current, err as Error);
+        await current.moveToFailed(err as Error, token, false).catch((e: Error) => o.onError(e));
+        continue;
+      }
+      try {
+        const [data, id] = ((await current.moveToCompleted(undefined, token, !closing)) ?? []) as [JobJsonRaw?, string?];
+        if (data) job = Job.fromJSON<T>(worker as never, data, id);
+      } catch (err) {
+        o.onError(err as Error);
+      }
     }
   };
 
