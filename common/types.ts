@@ -83,12 +83,19 @@ export interface NodeRecord {
  * scheduler places without reading the task first; a job with the task id
  * alone (function instances) has the scheduler read it.
  */
-export interface PlacementJob {
-  /** The (first) task; the job's id. */
+/** The tasks of one run, as a placement job carries them. */
+export interface PlacementRun {
+  /** The (first) task; the job's id when the run comes first in its job. */
   taskId: string;
-  /** All the tasks of a run with `count` > 1 (same demand), placed by this one job. */
+  /** All the tasks of a run with `count` > 1 (same demand). */
   taskIds?: string[];
+  /** Read from the task when absent. */
   demand?: PlacementDemand;
+}
+
+/** A placement job: a run, and other runs the API queued with it. */
+export interface PlacementJob extends PlacementRun {
+  moreRuns?: PlacementRun[];
 }
 
 /** A task as placement sees it (common/tasks.ts placementDemand makes it from the record). */

@@ -21,7 +21,14 @@ export interface PlacementOutcome {
   createdAt?: string;
 }
 
-type Processor = (job: Job<PlacementJob>, token?: string) => Promise<PlacementOutcome>;
+/** One run of the placement processor: what came of each run of tasks in the job. */
+export interface PlacementAttempt {
+  outcomes: PlacementOutcome[];
+  /** Some tasks found no room and the job was moved to delayed, to try again. */
+  delayed: boolean;
+}
+
+type Processor = (job: Job<PlacementJob>, token?: string) => Promise<PlacementAttempt>;
 
 export interface SchedulerMetrics {
   registry: Registry;
@@ -77,23 +84,25 @@ export function createSchedulerMetrics(o: { redis: BerthRedis }): SchedulerMetri
     instrument(processor) {
       return async (job, token) => {
         const started = process.hrtime.bigint();
-        let result: PlacementResult = 'skipped';
-        let count = 1;
+        let attempt: PlacementAttempt;
         try {
-          const outcome = await processor(job, token);
-          result = outcome.result;
-          count = outcome.count;
-          if (outcome.result === 'placed' && outcome.createdAt) {
-            const waited = (Date.now() - Date.parse(outcome.createdAt)) / 1000;
+          attempt = await processor(job, token);
+        } catch (err) {
+          attempts.inc({ result: 'error' });
+          attemptSeconds.observe({ result: 'error' }, Number(process.hrtime.bigint() - started) / 1e9);
+          throw err;
+        }
+        for (const { result, count, createdAt } of attempt.outcomes) {
+          if (count > 0) attempts.inc({ result }, count);
+          if (result === 'placed' && createdAt) {
+            const waited = (Date.now() - Date.parse(createdAt)) / 1000;
             if (Number.isFinite(waited) && waited >= 0) for (let i = 0; i < count; i++) waitSeconds.observe(waited);
           }
-        } catch (err) {
-          result = err instanceof DelayedError ? 'no_capacity' : 'error';
-          throw err;
-        } finally {
-          attempts.inc({ result }, count);
-          attemptSeconds.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9);
         }
+        if (attempt.delayed) attempts.inc({ result: 'no_capacity' });
+        const result: PlacementResult = attempt.delayed ? 'no_capacity' : attempt.outcomes[0]?.result ?? 'skipped';
+        attemptSeconds.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9);
+        if (attempt.delayed) throw new DelayedError();
       };
     },
     nodesLost(count) {

@@ -1,15 +1,15 @@
 // The placement worker: takes a job with the PROVISIONING tasks of one run (one
-// task, or a run's `count`), reserves CPU and memory for each on the best node
-// that fits with one atomic script, and hands the tasks to those nodes' queues.
-// Any number of replicas may run this at once.
-import { DelayedError, Queue, type Job } from 'bullmq';
+// task, or a run's `count`) or of several runs, reserves CPU and memory for each
+// task on the best node that fits with one atomic script, and hands the tasks to
+// those nodes' queues. Any number of replicas may run this at once.
+import { Queue, type Job } from 'bullmq';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import { getTask, placementDemand, transitionTask } from '../../common/tasks.ts';
 import type { Logger } from '../../common/log.ts';
-import type { NodeJob, NodeRecord, PlacementDemand, PlacementJob, TaskRecord } from '../../common/types.ts';
+import type { NodeJob, NodeRecord, PlacementDemand, PlacementJob, PlacementRun, TaskRecord } from '../../common/types.ts';
 import { ConstraintError, filterNodes } from './constraints.ts';
-import type { PlacementOutcome } from './metrics.ts';
+import type { PlacementAttempt, PlacementOutcome } from './metrics.ts';
 import { NodeCache } from './node-cache.ts';
 import { candidates, DEFAULT_STRATEGY, fits, shortResource } from './strategy.ts';
 
@@ -56,12 +56,12 @@ export async function enqueueStarts(nodeQueue: Queue<NodeJob>, taskIds: string[]
 }
 
 /**
- * What placing the job's task needs: from the job when the API put it there,
+ * What placing the run's tasks needs: from the job when the API put it there,
  * else from the task (null: nothing to place, or handled here).
  */
-async function demandOf(o: PlacementOptions, nodeQueue: NodeQueues, job: PlacementJob): Promise<PlacementDemand | null> {
-  if (job.demand) return job.demand;
-  const task = await getTask(o.redis, job.taskId);
+async function demandOf(o: PlacementOptions, nodeQueue: NodeQueues, run: PlacementRun): Promise<PlacementDemand | null> {
+  if (run.demand) return run.demand;
+  const task = await getTask(o.redis, run.taskId);
   if (!task || task.desiredStatus !== 'RUNNING') return null;
   if (await resumeHandOver(nodeQueue, task)) return null;
   return task.lastStatus === 'PROVISIONING' ? placementDemand(task) : null;
@@ -74,13 +74,24 @@ async function resumeHandOver(nodeQueue: NodeQueues, task: TaskRecord | null): P
   return true;
 }
 
+/** What placing one run came to. */
+interface RunPlacement {
+  outcome: PlacementOutcome;
+  /** Task ids by the node they were reserved on, to hand over. */
+  starts: Map<string, string[]>;
+  /** The run's tasks that found no room yet, to try again shortly. */
+  retry?: PlacementRun;
+}
+
 export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
   const nodeCache = new NodeCache(o.redis, o.nodeCacheMs);
-  const skipped: PlacementOutcome = { result: 'skipped', count: 1 };
-  return async function place(job: Job<PlacementJob>, token?: string): Promise<PlacementOutcome> {
-    const d = await demandOf(o, nodeQueue, job.data);
-    if (!d) return skipped;
-    const taskIds = job.data.taskIds ?? [job.data.taskId];
+
+  /** Reserves room for the run's tasks, one after the other, each seeing where the ones before it went. */
+  async function placeRun(run: PlacementRun): Promise<RunPlacement> {
+    const starts = new Map<string, string[]>();
+    const d = await demandOf(o, nodeQueue, run);
+    if (!d) return { outcome: { result: 'skipped', count: 1 }, starts };
+    const taskIds = run.taskIds ?? [run.taskId];
 
     const demand = { cpu: d.cpu, memory: d.memory };
     const groupKey = keys.groupNodes(d.tenant, d.group);
@@ -95,11 +106,9 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     } catch (err) {
       if (!(err instanceof ConstraintError)) throw err;
       await stopAll(o.redis, taskIds, `ResourceInitializationError: ${err.message}`);
-      return { result: 'failed', count: taskIds.length };
+      return { outcome: { result: 'failed', count: taskIds.length }, starts };
     }
 
-    // The tasks of one run, one after the other, each seeing where the ones before it went.
-    const starts = new Map<string, string[]>();
     const waiting: string[] = [];
     let placed = 0;
     for (const taskId of taskIds) {
@@ -110,14 +119,12 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
         starts.set(nodeId, [...(starts.get(nodeId) ?? []), taskId]);
       }
     }
-    await Promise.all([...starts].map(([nodeId, ids]) => enqueueStarts(nodeQueue(nodeId), ids)));
-    if (placed > 0) o.logger.debug({ taskIds: [...starts.values()].flat(), nodes: [...starts.keys()] }, 'tasks placed');
-    if (waiting.length === 0) return { result: 'placed', count: placed, createdAt: d.createdAt };
+    if (waiting.length === 0) return { outcome: { result: 'placed', count: placed, createdAt: d.createdAt }, starts };
 
     // No room now for some. The job may carry the demand of tasks stopped or placed meanwhile: look before waiting.
     const statuses = await Promise.all(waiting.map((id) => o.redis.hmget(keys.task(id), 'lastStatus', 'desiredStatus')));
     const stillWaiting = waiting.filter((_, i) => statuses[i]![0] === 'PROVISIONING' && statuses[i]![1] === 'RUNNING');
-    if (stillWaiting.length === 0) return { result: placed > 0 ? 'placed' : 'skipped', count: Math.max(1, placed), createdAt: d.createdAt };
+    if (stillWaiting.length === 0) return { outcome: { result: placed > 0 ? 'placed' : 'skipped', count: Math.max(1, placed), createdAt: d.createdAt }, starts };
     if (Date.now() - Date.parse(d.createdAt) >= o.placementDeadlineMs) {
       const seconds = Math.round(o.placementDeadlineMs / 1000);
       const reason = eligible.length === 0
@@ -125,11 +132,13 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
         : `ResourceInitializationError: no node had ${shortResource(eligible, demand)} free within ${seconds} s`;
       await stopAll(o.redis, stillWaiting, reason);
       o.logger.warn({ taskIds: stillWaiting }, reason);
-      return { result: 'failed', count: stillWaiting.length };
+      return { outcome: { result: 'failed', count: stillWaiting.length }, starts };
     }
-    if (stillWaiting.length < taskIds.length) await job.updateData({ ...job.data, taskIds: stillWaiting });
-    await job.moveToDelayed(Date.now() + o.retryDelayMs, token);
-    throw new DelayedError();
+    return {
+      outcome: placed > 0 ? { result: 'placed', count: placed, createdAt: d.createdAt } : { result: 'skipped', count: 0 },
+      starts,
+      retry: { ...run, taskIds: stillWaiting },
+    };
 
     /**
      * Reserves room for one task on the best node that has it: the node's id,
@@ -158,6 +167,32 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
       }
       return null;
     }
+  }
+
+  /**
+   * Places the job's runs (side by side: they are independent), hands the
+   * reserved tasks to their nodes' queues, and puts the job back, delayed, with
+   * only the tasks that found no room and may still wait.
+   */
+  return async function place(job: Job<PlacementJob>, token?: string): Promise<PlacementAttempt> {
+    const { moreRuns, ...first } = job.data;
+    const settled = await Promise.allSettled([first, ...(moreRuns ?? [])].map(placeRun));
+    const results = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const starts = new Map<string, string[]>();
+    for (const r of results) for (const [nodeId, ids] of r.starts) starts.set(nodeId, [...(starts.get(nodeId) ?? []), ...ids]);
+    await Promise.all([...starts].map(([nodeId, ids]) => enqueueStarts(nodeQueue(nodeId), ids)));
+    if (starts.size > 0) o.logger.debug({ taskIds: [...starts.values()].flat(), nodes: [...starts.keys()] }, 'tasks placed');
+    // A run that failed (Redis went away) fails the job, which BullMQ tries again: the runs placed by now are skipped then.
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
+
+    const outcomes = results.map((r) => r.outcome);
+    const retries = results.flatMap((r) => (r.retry ? [r.retry] : []));
+    if (retries.length === 0) return { outcomes, delayed: false };
+    const [next, ...rest] = retries as [PlacementRun, ...PlacementRun[]];
+    await job.updateData({ ...next, ...(rest.length > 0 ? { moreRuns: rest } : {}) });
+    await job.moveToDelayed(Date.now() + o.retryDelayMs, token);
+    return { outcomes, delayed: true };
   };
 }
 

@@ -10,6 +10,7 @@ import { connectRedis, type BerthRedis } from '../../common/redis.ts';
 import { getTask, placementDemand, saveNewTasks, transitionTask } from '../../common/tasks.ts';
 import type { PlacementJob, TaskRecord } from '../../common/types.ts';
 import { startScheduler, type Scheduler } from '../../scheduler/src/index.ts';
+import { bullTaskQueues } from '../../api/src/queues.ts';
 import { startRedis, type TestRedis } from '../harness/redis.ts';
 
 let server: TestRedis;
@@ -153,6 +154,51 @@ describe('placement', () => {
     expect(stopped.stoppedReason).not.toMatch(/CPU/);
   });
 
+  it('places every run of a job that carries several, and tries again only the tasks that found no room', async () => {
+    await node('n', 4096, 1000);
+    await scheduler();
+    const pair = [newTask(10, 300), newTask(10, 300)];
+    const single = newTask(10, 300);
+    const large = newTask(10, 2000);
+    await saveNewTasks(redis, [...pair, single, large]);
+    await placement.add('place', {
+      taskId: pair[0]!.taskId, taskIds: pair.map((t) => t.taskId), demand: placementDemand(pair[0]!),
+      moreRuns: [{ taskId: single.taskId, demand: placementDemand(single) }, { taskId: large.taskId, demand: placementDemand(large) }],
+    }, { jobId: pair[0]!.taskId, removeOnComplete: true });
+    await until('three placed', async () => (await statuses([...pair, single])).every((t) => t.lastStatus === 'PENDING'));
+    expect((await statuses([...pair, single])).map((t) => t.nodeId)).toEqual(['n', 'n', 'n']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await getTask(redis, large.taskId))?.lastStatus).toBe('PROVISIONING');
+    const [job] = await placement.getJobs(['delayed', 'waiting', 'active']);
+    expect(job?.data.taskIds).toEqual([large.taskId]);
+    expect(job?.data.moreRuns).toBeUndefined();
+
+    await node('big', 4096, 4096);
+    await until('the large one placed', async () => (await getTask(redis, large.taskId))?.nodeId === 'big');
+    expect(await getNode(redis, 'n')).toMatchObject({ memoryReserved: 900, cpuReserved: 30 });
+    expect(await redis.scard(keys.nodeTasks('n'))).toBe(3);
+  });
+
+  it('places runs sent together through the API\'s queues, several to a job', async () => {
+    await node('n', 65_536, 65_536);
+    const api = bullTaskQueues(redis);
+    const tasks = Array.from({ length: 300 }, () => newTask(10, 10));
+    try {
+      // As 300 clients' POST /v1/tasks at once: the first run goes alone, the others wait for it and go together.
+      await Promise.all(tasks.map((t) => api.place([{ taskId: t.taskId, demand: placementDemand(t) }], [t])));
+    } finally {
+      await api.close();
+    }
+    const queued = await placement.getJobs(['waiting']);
+    expect(queued.length).toBeGreaterThan(1);
+    expect(queued.length).toBeLessThan(10);
+    expect(queued.flatMap((j) => [j.data.taskId, ...(j.data.moreRuns ?? []).map((r) => r.taskId)]).sort()).toEqual(tasks.map((t) => t.taskId).sort());
+    await scheduler();
+    await until('all placed', async () => (await redis.scard(keys.nodeTasks('n'))) === tasks.length);
+    expect((await statuses(tasks)).every((t) => t.lastStatus === 'PENDING' && t.nodeId === 'n')).toBe(true);
+    expect(await getNode(redis, 'n')).toMatchObject({ memoryReserved: 3000, cpuReserved: 3000 });
+  });
+
   it('releases a reservation exactly once, whichever path stops the task', async () => {
     await node('n', 2048, 2048);
     await scheduler();
@@ -275,12 +321,16 @@ describe('replicas', () => {
     for (let i = 0; i < 4; i++) await scheduler({ concurrency: 32, placementDeadlineMs: 120_000, nodeGraceMs: 600_000 });
     // 10,000 × 24 MiB is more than 50 × 4096 MiB: the nodes fill up completely and the rest must wait.
     const tasks = Array.from({ length: 10_000 }, () => newTask(16, 24));
-    // Half as single tasks, half as runs of 20 (one job each), as the API submits count 1 and count 20.
+    // As single tasks (a job each), as runs of 20 (a job each), and as single tasks sent at once through
+    // the API's queues (several runs to a job).
+    const api = bullTaskQueues(redis);
     for (let i = 0; i < tasks.length; i += 1000) {
       const slice = tasks.slice(i, i + 1000);
-      if ((i / 1000) % 2 === 0) await submit(slice);
-      else for (let j = 0; j < slice.length; j += 20) await submitRun(slice.slice(j, j + 20));
+      if ((i / 1000) % 3 === 0) await submit(slice);
+      else if ((i / 1000) % 3 === 1) for (let j = 0; j < slice.length; j += 20) await submitRun(slice.slice(j, j + 20));
+      else await Promise.all(slice.map((t) => api.place([{ taskId: t.taskId, demand: placementDemand(t) }], [t])));
     }
+    await api.close();
     const capacityTasks = nodeCount * Math.floor(4096 / 24);
     await until('all that fit placed', async () => {
       const placed = await Promise.all((await listNodes(redis)).map((n) => redis.scard(keys.nodeTasks(n.nodeId))));
