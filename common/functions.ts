@@ -326,11 +326,15 @@ export const SLOT_LEASE_MARGIN_MS = 60_000;
  * Takes a slot for a request that may run `timeoutMs`; a request that waited
  * names its entry in the waiting set (`waiterId`), which leaves it with the slot.
  */
+/** Lease nonces: unique per process (random) and per request (a counter), without a random draw each. */
+const leasePrefix = randomBytes(6).toString('hex');
+let leaseCount = 0;
+
 export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number, timeoutMs: number, waiterId = ''): Promise<AcquireResult> {
   const k = functionKeys(tenant, name);
   const now = Date.now();
   const [code, lease] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, k.waiters, k.leases,
-    concurrency, now, waiterId, randomBytes(8).toString('hex'), now + timeoutMs + SLOT_LEASE_MARGIN_MS);
+    concurrency, now, waiterId, `${leasePrefix}${(leaseCount++).toString(36)}`, now + timeoutMs + SLOT_LEASE_MARGIN_MS);
   if (code === 1) return { ok: true, instanceId: lease.slice(0, lease.lastIndexOf('/')), lease };
   return { ok: false, reason: code === 0 ? 'busy' : 'none' };
 }

@@ -56,7 +56,10 @@ describe('slot scripts', () => {
     expect(await releaseSlot(redis, 't', name, leaseOf(onA))).toBe(1);
     expect(await releaseSlot(redis, 't', name, leaseOf(onA))).toBe(-2); // once
     expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('1');
-    expect(await acquireSlot(redis, 't', name, 2, T)).toMatchObject({ ok: true, instanceId: 'a', lease: expect.stringMatching(/^a\/[a-f0-9]{16}$/) });
+    const again = await acquireSlot(redis, 't', name, 2, T);
+    expect(again).toMatchObject({ ok: true, instanceId: 'a', lease: expect.stringMatching(/^a\/[a-z0-9]+$/) });
+    // Every lease is its own, even on the same instance: giving one back never gives back another.
+    expect(new Set([...got.map(leaseOf), leaseOf(again)]).size).toBe(5);
     expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('2');
     // Light traffic stays on one instance (ties go to the same one).
     const quiet = await fn(['x', 'y']);
