@@ -114,8 +114,15 @@ export interface FunctionKeys {
   deadLetters: string;
 }
 
+/** The key names of recent functions: every invocation needs them, twice. */
+const keysOf = new Map<string, FunctionKeys>();
+
 export function functionKeys(tenant: string, name: string): FunctionKeys {
-  return {
+  const id = `${tenant}\n${name}`;
+  const known = keysOf.get(id);
+  if (known) return known;
+  if (keysOf.size >= 10_000) keysOf.clear();
+  const k: FunctionKeys = Object.freeze({
     live: keys.fnLive(tenant, name),
     ready: keys.fnReady(tenant, name),
     inflight: keys.fnInflight(tenant, name),
@@ -127,7 +134,9 @@ export function functionKeys(tenant: string, name: string): FunctionKeys {
     stats: keys.fnStats(tenant, name),
     durations: keys.fnDurations(tenant, name),
     deadLetters: keys.fnDeadLetters(tenant, name),
-  };
+  });
+  keysOf.set(id, k);
+  return k;
 }
 
 /** The scripts of common/lua/*slot*.lua, as connectRedis defines them. */
