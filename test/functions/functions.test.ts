@@ -6,6 +6,8 @@
 // The autoscaler's windows are shortened through the environment.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAllInOne, type AllInOne } from '../harness/allinone.ts';
+import { functionKeys } from '../../common/functions.ts';
+import { connectRedis } from '../../common/redis.ts';
 import { fnConfig } from './fixture.ts';
 
 let aio: AllInOne;
@@ -208,6 +210,37 @@ describe('functions', () => {
     expect(again.headers.get('x-berth-instance-id')).not.toBe(ok.headers.get('x-berth-instance-id'));
     const killed = await aio.api('GET', `/v1/tasks/${ok.headers.get('x-berth-instance-id')}`);
     expect(killed.body).toMatchObject({ lastStatus: 'STOPPED', exitCode: 137, stoppedReason: 'OutOfMemoryError: container killed due to memory usage' });
+  });
+
+  it('keeps slots between requests of a function with a high concurrency, gives them back when idle, never reuses one on a crashed instance', async () => {
+    await deploy('busy', { concurrency: 100, maxInstances: 1 });
+    const redis = connectRedis(aio.redisUrl);
+    try {
+      const k = functionKeys('default', 'busy');
+      const first = await call('/fn/busy/');
+      expect(first.status).toBe(200);
+      // Requests one after the other: the leases held right after each are the kept slots, seen again by the next ones.
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 20; i++) {
+        const answers = await Promise.all([call('/fn/busy/'), call('/fn/busy/')]);
+        expect(answers.map((a) => a.status)).toEqual([200, 200]);
+        for (const lease of await redis.zrange(k.leases, 0, -1)) seen.set(lease, (seen.get(lease) ?? 0) + 1);
+      }
+      // A slot given back is never handed out again, so a lease seen after two rounds was kept and reused.
+      expect(Math.max(0, ...seen.values())).toBeGreaterThan(1);
+      await waitFor('the kept slots given back', async () =>
+        (await redis.zcard(k.leases)) === 0 && Object.values(await redis.hgetall(k.inflight)).every((n) => n === '0'), 5_000);
+
+      // A crash under kept slots: the next request goes to the replacement, not to a slot on the dead instance.
+      await Promise.all([call('/fn/busy/'), call('/fn/busy/')]);
+      const crashed = await call('/fn/busy/crash');
+      expect(crashed.status).toBe(502);
+      const after = await call('/fn/busy/');
+      expect(after.status).toBe(200);
+      expect(after.headers.get('x-berth-instance-id')).not.toBe(first.headers.get('x-berth-instance-id'));
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('scales up under load and back to zero when idle', async () => {

@@ -56,10 +56,36 @@ export interface ForwardAnswer {
 
 /** A slot on an instance: where to send the request, and the lease that gives the slot back. */
 interface Slot {
+  tenant: string;
+  /** The function's name. */
+  name: string;
   instanceId: string;
   lease: string;
   route: InstanceRoute;
+  /** When Redis gave it (Date.now()). */
+  acquiredAt: number;
 }
+
+/** A slot kept between two requests, and the timer that gives it back when no request comes. */
+interface KeptSlot {
+  slot: Slot;
+  timer: NodeJS.Timeout;
+}
+
+// A function that takes many requests per instance keeps a few slots in each
+// API replica between requests, so a busy function's requests mostly skip the
+// slot scripts' round trip. A kept slot stays counted in flight (the autoscaler
+// sees a little more load than there is: at most concurrency / KEEP_MIN_CONCURRENCY
+// slots per replica, for KEEP_IDLE_MS), and a slot is reused only within
+// KEEP_MAX_AGE_MS of being taken from Redis: an instance taken out of routing
+// gets no new request from a kept slot after that, and the slot's lease (the
+// function's timeout plus a minute) outlasts every request started on it.
+/** The least concurrency per instance for which slots are kept. */
+const KEEP_MIN_CONCURRENCY = 50;
+/** How long a slot no request takes is kept before it is given back. */
+const KEEP_IDLE_MS = 10;
+/** How long after Redis gave it a slot may take new requests. */
+const KEEP_MAX_AGE_MS = 50;
 
 /** What a client sends that must not reach the instance. */
 const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', PROXY_HEADERS.agentToken, 'x-berth-invocation-type']);
@@ -80,6 +106,9 @@ export class FunctionGateway {
   private readonly queueTimeoutMs: number;
   private readonly maxQueue: number;
   private writesHeld = false;
+  /** Slots kept between requests, by function (fnId). */
+  private readonly kept = new Map<string, KeptSlot[]>();
+  private closing = false;
 
   constructor(private readonly o: GatewayOptions) {
     this.queueTimeoutMs = o.queueTimeoutMs ?? 30_000;
@@ -103,6 +132,13 @@ export class FunctionGateway {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    const kept = [...this.kept.values()].flat();
+    this.kept.clear();
+    await Promise.all(kept.map(({ slot, timer }) => {
+      clearTimeout(timer);
+      return this.giveBack(slot);
+    }));
     await this.flush();
     this.agentAgent.destroy();
     this.instanceAgent.destroy();
@@ -115,14 +151,14 @@ export class FunctionGateway {
    */
   async forward(fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal): Promise<ForwardAnswer> {
     const arrived = Date.now();
-    const { instanceId, lease, route } = await this.acquire(fn, clientGone);
+    const slot = await this.acquire(fn, clientGone);
+    const { instanceId, route } = slot;
     let released = false;
-    const release = () => {
+    /** `reusable`: the request went well, so the slot may serve the next one. */
+    const release = (reusable = false) => {
       if (released) return;
       released = true;
-      this.holdWrites();
-      releaseSlot(this.o.redis, fn.tenant, fn.name, lease)
-        .catch((err: Error) => this.o.logger.warn({ err: err.message, instanceId }, 'slot release failed'));
+      this.keepOrGiveBack(fn, slot, reusable);
     };
     try {
       return await this.send(fn, request, clientGone, instanceId, route, arrived, release);
@@ -134,7 +170,7 @@ export class FunctionGateway {
 
   private async send(
     fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal,
-    instanceId: string, route: InstanceRoute, arrived: number, release: () => void,
+    instanceId: string, route: InstanceRoute, arrived: number, release: (reusable?: boolean) => void,
   ): Promise<ForwardAnswer> {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(request.headers)) {
@@ -186,7 +222,7 @@ export class FunctionGateway {
       const done = (outcome: 'ok' | 'error' | 'timeout' | 'gone', statusCode: number, memoryMiB?: number) => {
         clearTimeout(timer);
         clientGone.removeEventListener('abort', onClientGone);
-        release();
+        release(outcome === 'ok');
         const durationMs = Date.now() - started;
         this.o.metrics.record(id, outcome, durationMs, memoryMiB);
         this.record(fn, outcome, statusCode, durationMs);
@@ -282,6 +318,8 @@ export class FunctionGateway {
     const { redis } = this.o;
     const { concurrency, maxInstances } = fn.config;
     const timeoutMs = fn.config.timeout * 1000;
+    const kept = this.takeKept(fn);
+    if (kept) return kept;
     this.holdWrites();
     const first = await acquireSlot(redis, fn.tenant, fn.name, concurrency, timeoutMs);
     if (first.ok) return this.withRoute(fn, first, clientGone);
@@ -309,6 +347,8 @@ export class FunctionGateway {
         }
         await this.o.waiters.wait(id, Math.min(250, Math.max(1, deadline - Date.now())), clientGone);
         if (clientGone.aborted) throw new BerthError('BAD_REQUEST', 'The client went away');
+        const keptNow = this.takeKept(fn);
+        if (keptNow) return keptNow;
         const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency, timeoutMs, waiterId);
         if (r.ok) return await this.withRoute(fn, r, clientGone);
         const failure = started.length > 0 ? await this.startFailure(started) : undefined;
@@ -339,6 +379,7 @@ export class FunctionGateway {
   }
 
   private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, clientGone: AbortSignal): Promise<Slot> {
+    const acquiredAt = Date.now();
     let route = this.routes.get(instanceId);
     if (!route) {
       const found = await getRoute(this.o.redis, fn.tenant, fn.name, instanceId);
@@ -351,12 +392,73 @@ export class FunctionGateway {
       if (this.routes.size > 10_000) this.routes.clear();
       this.routes.set(instanceId, route);
     }
-    return { instanceId, lease, route };
+    return { tenant: fn.tenant, name: fn.name, instanceId, lease, route, acquiredAt };
+  }
+
+  /** A slot this replica kept from an earlier request of the function, still young enough to use. */
+  private takeKept(fn: FunctionRecord): Slot | undefined {
+    const pool = this.kept.get(fnId(fn.tenant, fn.name));
+    while (pool && pool.length > 0) {
+      const { slot, timer } = pool.pop()!;
+      clearTimeout(timer);
+      if (Date.now() - slot.acquiredAt < KEEP_MAX_AGE_MS && this.routes.has(slot.instanceId)) return slot;
+      void this.giveBack(slot);
+    }
+    return undefined;
+  }
+
+  /** After a request: keeps its slot for the function's next request when allowed and worth it, else gives it back. */
+  private keepOrGiveBack(fn: FunctionRecord, slot: Slot, reusable: boolean): void {
+    const { concurrency } = fn.config;
+    if (reusable && !this.closing && concurrency >= KEEP_MIN_CONCURRENCY
+      && Date.now() - slot.acquiredAt < KEEP_MAX_AGE_MS && this.routes.has(slot.instanceId)) {
+      const id = fnId(fn.tenant, fn.name);
+      let pool = this.kept.get(id);
+      if (!pool) {
+        pool = [];
+        this.kept.set(id, pool);
+      }
+      if (pool.length < Math.floor(concurrency / KEEP_MIN_CONCURRENCY)) {
+        const entry: KeptSlot = {
+          slot,
+          timer: setTimeout(() => {
+            const at = pool.indexOf(entry);
+            if (at >= 0) pool.splice(at, 1);
+            void this.giveBack(slot);
+          }, KEEP_IDLE_MS),
+        };
+        pool.push(entry);
+        this.o.waiters.wake(id); // a request of this replica waiting for a slot takes it
+        return;
+      }
+    }
+    void this.giveBack(slot);
+  }
+
+  private giveBack(slot: Slot): Promise<void> {
+    this.holdWrites();
+    return releaseSlot(this.o.redis, slot.tenant, slot.name, slot.lease).then(
+      () => undefined,
+      (err: Error) => this.o.logger.warn({ err: err.message, instanceId: slot.instanceId }, 'slot release failed'),
+    );
+  }
+
+  /** Gives back at once the slots kept on an instance that failed or is being recycled. */
+  private dropKept(instanceId: string): void {
+    for (const pool of this.kept.values()) {
+      for (let i = pool.length - 1; i >= 0; i--) {
+        if (pool[i]!.slot.instanceId !== instanceId) continue;
+        const [{ slot, timer }] = pool.splice(i, 1) as [KeptSlot];
+        clearTimeout(timer);
+        void this.giveBack(slot);
+      }
+    }
   }
 
   /** The instance failed under a request: take it out, find out why, stop it if it still runs. */
   private async instanceFailed(fn: FunctionRecord, instanceId: string, code: string): Promise<BerthError> {
     this.routes.delete(instanceId);
+    this.dropKept(instanceId);
     await drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false).catch(() => undefined);
     const reason = await stoppedReason(this.o.redis, instanceId, 5000);
     if (!reason) this.recycle(fn, instanceId, `FunctionInstanceFailed: the instance stopped answering (${code})`);
@@ -368,6 +470,7 @@ export class FunctionGateway {
   /** Takes an instance out of routing and stops it; the autoscaler or the next request replaces it. */
   private recycle(fn: FunctionRecord, instanceId: string, reason: string): void {
     this.routes.delete(instanceId);
+    this.dropKept(instanceId);
     // Out of routing first, sent now: the connection runs it before any slot asked for after this answer.
     const drained = drainInstance(this.o.redis, fn.tenant, fn.name, instanceId, false);
     void (async () => {
