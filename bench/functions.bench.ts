@@ -5,31 +5,42 @@
 //     the reference is `docker run -d -p` of the same image on the bench's own
 //     dockerd (bench/docker.ts), from the command to the first byte.
 //   warm_overhead_p50_ms, warm_overhead_p99_ms: the latency the gateway adds,
-//     measured at a fixed offered rate below saturation: Debian's hey with 100
-//     concurrent keep-alive clients, each paced to WARM_RATE / 100 requests per
-//     second (WARM_RATE, 2,000/s, in total), for HEY_SECONDS, in HEY_GROUPS
-//     processes started evenly over one client's period (one hey process's
-//     workers tick together: 100 requests at once every 50 ms), on the static
-//     function (one instance, concurrency 1,000) through the gateway's function
-//     URL; the reference is the same container called directly on its bridge IP
-//     at the same rate. A closed loop at saturation would measure queueing
-//     (latency = clients / throughput), not what the gateway adds. The overhead
-//     is berth minus reference; each is the median of WARM_RUNS runs, alternated.
+//     measured at a fixed offered rate below saturation: 100 concurrent
+//     keep-alive clients, each sending WARM_RATE / 100 requests per second
+//     (WARM_RATE, 2,000/s, in total) from a random phase of its own, for
+//     LOADGEN_SECONDS, by bench/loadgen (C, epoll; each latency counts from when
+//     its request was due, so a slow answer cannot hide the wait of the ones
+//     behind it, as in wrk2), on the static function (one instance,
+//     concurrency 1,000) through the gateway's function URL; the reference is
+//     the same container called directly on its bridge IP at the same rate. A
+//     closed loop at saturation would measure queueing (latency = clients /
+//     throughput), not what the gateway adds. The overhead is berth minus
+//     reference; each is the median of WARM_RUNS runs, alternated.
+//   warm_overhead_lockstep_p50_ms, _p99_ms: the same rate from Debian's hey,
+//     whose paced workers in one process tick together: HEY_GROUPS processes
+//     started evenly over one client's period send 10 requests at once every
+//     5 ms. Bursts, not independent clients: queueing inside the gateway shows.
 //   warm_rps: throughput at saturation, 100 keep-alive clients (Debian's wrk,
 //     -c100, WRK_SECONDS), through the gateway and direct; the median of WARM_RUNS runs.
 // The load generators run as their own processes.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from '../common/daemons.ts';
 import { startAllInOne, type AllInOne } from '../test/harness/allinone.ts';
 import { startDockerd, type Dockerd } from './docker.ts';
 import { alternate, median, percentile, type Benchmark } from './lib.ts';
 
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = 7;
 const WARM_RUNS = 5;
 const CLIENTS = 100;
 const WRK_SECONDS = 5;
 const HEY_SECONDS = 5;
+const LOADGEN_SECONDS = 5;
 /** Requests per second offered in the latency runs, in total over the CLIENTS. */
 const WARM_RATE = 2000;
 /** hey processes the CLIENTS are spread over, started evenly over one client's period. */
@@ -139,6 +150,42 @@ async function paced(url: string, headers: string[] = []): Promise<PacedResult> 
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
+/** Builds bench/loadgen/loadgen.c into a temporary directory; its path. */
+function buildLoadgen(dir: string): string {
+  const out = path.join(dir, 'loadgen');
+  execFileSync('cc', ['-O2', '-Wall', '-o', out, path.join(repo, 'bench/loadgen/loadgen.c')], { stdio: 'pipe' });
+  return out;
+}
+
+/** CLIENTS independent keep-alive clients at WARM_RATE in total (bench/loadgen); the latencies' p50 and p99 (ms). */
+function independent(loadgen: string, url: string, headers: string[] = []): Promise<PacedResult> {
+  const u = new URL(url);
+  const args = [u.hostname, u.port || '80', u.pathname, String(CLIENTS), String(WARM_RATE / CLIENTS), String(LOADGEN_SECONDS), ...headers];
+  return new Promise((resolve, reject) => {
+    execFile(loadgen, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: (LOADGEN_SECONDS + 30) * 1000 }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`loadgen: ${stderr || err.message}`));
+        return;
+      }
+      const latencies: number[] = [];
+      for (const line of stdout.split('\n')) {
+        if (line === '') continue;
+        const [micros, status] = line.split(' ');
+        if (status !== '200') {
+          reject(new Error(`loadgen: an answer was ${status}, not 200`));
+          return;
+        }
+        latencies.push(Number(micros) / 1000);
+      }
+      if (latencies.length < WARM_RATE * LOADGEN_SECONDS * 0.99) {
+        reject(new Error(`loadgen: only ${latencies.length} answers at ${WARM_RATE}/s over ${LOADGEN_SECONDS} s`));
+        return;
+      }
+      resolve({ p50: percentile(latencies, 50), p99: percentile(latencies, 99) });
+    });
+  });
+}
+
 function ensureTool(command: string, args: string[]): boolean {
   if (spawnSync(command, args).error === undefined) return true;
   spawnSync('apt-get', ['install', '-y', '-q', command], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
@@ -149,6 +196,7 @@ const benchmark: Benchmark = async () => {
   let aio: AllInOne | undefined;
   let dockerd: Dockerd | null = null;
   let dockerWhyNot = '';
+  let tmp: string | undefined;
   try {
     const registryAddr = `127.0.0.1:${await freePort()}`;
     aio = await startAllInOne({ BERTH_RATE_LIMIT: '0', BERTH_FN_TICK_MS: '500', BERTH_LOCAL_REGISTRY_ADDR: registryAddr });
@@ -207,24 +255,32 @@ const benchmark: Benchmark = async () => {
       const authHeader = [`Authorization: Bearer ${aio.adminKey}`];
       wrk(direct); // warm both paths' connections and the instance
       wrk(gatewayUrl, authHeader);
+      const loadgen = buildLoadgen(tmp = await mkdtemp(path.join(os.tmpdir(), 'berth-bench-loadgen-')));
       const latency = { berth: [] as PacedResult[], reference: [] as PacedResult[] };
+      const lockstep = { berth: [] as PacedResult[], reference: [] as PacedResult[] };
       const throughput = { berth: [] as number[], reference: [] as number[] };
       for (let i = 0; i < WARM_RUNS; i++) {
-        latency.berth.push(await paced(gatewayUrl, authHeader));
-        latency.reference.push(await paced(direct));
+        latency.berth.push(await independent(loadgen, gatewayUrl, authHeader));
+        latency.reference.push(await independent(loadgen, direct));
+        lockstep.berth.push(await paced(gatewayUrl, authHeader));
+        lockstep.reference.push(await paced(direct));
         throughput.berth.push(wrk(gatewayUrl, authHeader).rps);
         throughput.reference.push(wrk(direct).rps);
       }
       const pick = (runs: PacedResult[], p: 'p50' | 'p99') => median(runs.map((r) => r[p]));
-      const pacedName = `the container called directly at the same offered rate: ${WARM_RATE} requests/s from ${CLIENTS} keep-alive clients (hey, ${HEY_GROUPS} staggered processes, each client paced), ${HEY_SECONDS} s`;
+      const independentName = `the container called directly at the same offered rate: ${WARM_RATE} requests/s from ${CLIENTS} independent keep-alive clients (bench/loadgen), ${LOADGEN_SECONDS} s`;
+      const lockstepName = `the container called directly at the same offered rate: ${WARM_RATE} requests/s from ${CLIENTS} keep-alive clients ticking 10 at a time (hey, ${HEY_GROUPS} staggered processes), ${HEY_SECONDS} s`;
       const saturated = `the container called directly (wrk -c${CLIENTS}, ${WRK_SECONDS} s, at saturation)`;
       figures.push(
-        { figure: 'warm_overhead_p50_ms', unit: 'ms', berth: pick(latency.berth, 'p50'), reference: pick(latency.reference, 'p50'), referenceName: pacedName, runs: WARM_RUNS },
-        { figure: 'warm_overhead_p99_ms', unit: 'ms', berth: pick(latency.berth, 'p99'), reference: pick(latency.reference, 'p99'), referenceName: pacedName, runs: WARM_RUNS },
+        { figure: 'warm_overhead_p50_ms', unit: 'ms', berth: pick(latency.berth, 'p50'), reference: pick(latency.reference, 'p50'), referenceName: independentName, runs: WARM_RUNS },
+        { figure: 'warm_overhead_p99_ms', unit: 'ms', berth: pick(latency.berth, 'p99'), reference: pick(latency.reference, 'p99'), referenceName: independentName, runs: WARM_RUNS },
+        { figure: 'warm_overhead_lockstep_p50_ms', unit: 'ms', berth: pick(lockstep.berth, 'p50'), reference: pick(lockstep.reference, 'p50'), referenceName: lockstepName, runs: WARM_RUNS },
+        { figure: 'warm_overhead_lockstep_p99_ms', unit: 'ms', berth: pick(lockstep.berth, 'p99'), reference: pick(lockstep.reference, 'p99'), referenceName: lockstepName, runs: WARM_RUNS },
         { figure: 'warm_rps', unit: 'requests/s', berth: median(throughput.berth), reference: median(throughput.reference), referenceName: saturated, runs: WARM_RUNS },
       );
-      process.stderr.write(`functions: at ${WARM_RATE}/s p50 ${pick(latency.berth, 'p50')} ms vs ${pick(latency.reference, 'p50')} direct; ` +
-        `p99 ${pick(latency.berth, 'p99')} vs ${pick(latency.reference, 'p99')}; rps ${median(throughput.berth)} vs ${median(throughput.reference)}\n`);
+      const each = (runs: PacedResult[]) => runs.map((r) => `${r.p50.toFixed(2)}/${r.p99.toFixed(2)}`).join(', ');
+      process.stderr.write(`functions: at ${WARM_RATE}/s p50/p99 per run ${each(latency.berth)} ms vs ${each(latency.reference)} direct; ` +
+        `lockstep ${each(lockstep.berth)} vs ${each(lockstep.reference)}; rps ${median(throughput.berth)} vs ${median(throughput.reference)}\n`);
     }
     await aio.api('DELETE', '/v1/functions/warm');
     await new Promise((r) => setTimeout(r, 4000)); // the instance's SIGTERM, then SIGKILL after 3 s
@@ -232,6 +288,7 @@ const benchmark: Benchmark = async () => {
   } finally {
     await dockerd?.stop().catch(() => undefined);
     await aio?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 };
 
