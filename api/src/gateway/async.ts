@@ -11,6 +11,7 @@ import { fnId, getFunction, parseFnId, type FunctionRecord } from '../../../comm
 import { BULLMQ_PREFIX, keys, queues } from '../../../common/keys.ts';
 import type { Logger } from '../../../common/log.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
+import { NEVER_GONE } from './client-gone.ts';
 import type { FunctionGateway } from './gateway.ts';
 
 const KEEP_S = 6 * 3600;
@@ -147,7 +148,7 @@ export class AsyncInvocations {
     try {
       const answer = await this.o.gateway.forward(fn, {
         method: request.method, path: request.path, headers: request.headers, body: Buffer.from(request.body, 'base64'),
-      }, new AbortController().signal);
+      }, NEVER_GONE);
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of answer.body) {

@@ -17,6 +17,7 @@ import { keys } from '../../../common/keys.ts';
 import type { Logger } from '../../../common/log.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { ClientGone } from './client-gone.ts';
 import type { SlotWaiters } from './waiters.ts';
 
 export interface GatewayOptions {
@@ -149,7 +150,7 @@ export class FunctionGateway {
    * head once the instance sent it. Throws BerthError for 502/503/504.
    * `clientGone` aborts the wait and the forward.
    */
-  async forward(fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal): Promise<ForwardAnswer> {
+  async forward(fn: FunctionRecord, request: ForwardRequest, clientGone: ClientGone): Promise<ForwardAnswer> {
     const arrived = Date.now();
     const slot = await this.acquire(fn, clientGone);
     const { instanceId, route } = slot;
@@ -169,7 +170,7 @@ export class FunctionGateway {
   }
 
   private async send(
-    fn: FunctionRecord, request: ForwardRequest, clientGone: AbortSignal,
+    fn: FunctionRecord, request: ForwardRequest, clientGone: ClientGone,
     instanceId: string, route: InstanceRoute, arrived: number, release: (reusable?: boolean) => void,
   ): Promise<ForwardAnswer> {
     const headers: http.OutgoingHttpHeaders = {};
@@ -214,14 +215,13 @@ export class FunctionGateway {
         timedOut = true;
         upstream.destroy(new Error('timeout'));
       }, timeoutMs);
-      const onClientGone = () => upstream.destroy(new Error('client gone'));
-      clientGone.addEventListener('abort', onClientGone, { once: true });
+      const forgetClientGone = clientGone.onAbort(() => upstream.destroy(new Error('client gone')));
 
       let finishedResolve: () => void = () => undefined;
       const finished = new Promise<void>((r) => { finishedResolve = r; });
       const done = (outcome: 'ok' | 'error' | 'timeout' | 'gone', statusCode: number, memoryMiB?: number) => {
         clearTimeout(timer);
-        clientGone.removeEventListener('abort', onClientGone);
+        forgetClientGone();
         release(outcome === 'ok');
         const durationMs = Date.now() - started;
         this.o.metrics.record(id, outcome, durationMs, memoryMiB);
@@ -232,7 +232,7 @@ export class FunctionGateway {
       /** The instance could not be reached or failed mid-request: it crashed, was OOM-killed or is gone. */
       const failed = (code: string) => {
         clearTimeout(timer);
-        clientGone.removeEventListener('abort', onClientGone);
+        forgetClientGone();
         release();
         this.record(fn, 'error', 502, Date.now() - started);
         this.o.metrics.record(id, 'error', Date.now() - started);
@@ -314,7 +314,7 @@ export class FunctionGateway {
   }
 
   /** A slot on a ready instance, waiting (and starting instances) as needed. */
-  private async acquire(fn: FunctionRecord, clientGone: AbortSignal): Promise<Slot> {
+  private async acquire(fn: FunctionRecord, clientGone: ClientGone): Promise<Slot> {
     const { redis } = this.o;
     const { concurrency, maxInstances } = fn.config;
     const timeoutMs = fn.config.timeout * 1000;
@@ -378,7 +378,7 @@ export class FunctionGateway {
     return reasons[reasons.length - 1];
   }
 
-  private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, clientGone: AbortSignal): Promise<Slot> {
+  private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, clientGone: ClientGone): Promise<Slot> {
     const acquiredAt = Date.now();
     let route = this.routes.get(instanceId);
     if (!route) {

@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import { FUNCTION_EVENTS_CHANNEL } from '../../../common/keys.ts';
 import type { Logger } from '../../../common/log.ts';
+import type { ClientGone } from './client-gone.ts';
 
 export class SlotWaiters {
   private readonly waiting = new Map<string, Set<() => void>>();
@@ -27,8 +28,8 @@ export class SlotWaiters {
     for (const resolve of set) resolve();
   }
 
-  /** Resolves on the function's next event, after `ms`, or when `signal` aborts. */
-  wait(fn: string, ms: number, signal: AbortSignal): Promise<void> {
+  /** Resolves on the function's next event, after `ms`, or when the client goes. */
+  wait(fn: string, ms: number, clientGone: ClientGone): Promise<void> {
     this.subscribe();
     return new Promise((resolve) => {
       let set = this.waiting.get(fn);
@@ -38,12 +39,12 @@ export class SlotWaiters {
       }
       const done = () => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', done);
+        forget();
         this.waiting.get(fn)?.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
+      const forget = clientGone.onAbort(done);
       set.add(done);
     });
   }

@@ -21,6 +21,7 @@ import { checkCpuMemory, checkImageReference } from '../limits.ts';
 import { invalidField } from '../paging.ts';
 import type { TaskQueues } from '../queues.ts';
 import { AsyncInvocations, type StoredRequest } from '../gateway/async.ts';
+import { ClientGone } from '../gateway/client-gone.ts';
 import { FunctionCache, FunctionGateway, type ForwardRequest } from '../gateway/gateway.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { SlotWaiters } from '../gateway/waiters.ts';
@@ -189,15 +190,15 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
       return { invocationId: await invocations.enqueue(fn, { method: inv.method, path: inv.path, headers, body: Buffer.concat(chunks).toString('base64') }) };
     }
 
-    const gone = new AbortController();
+    const gone = new ClientGone();
     const onClose = () => { if (!res.writableFinished) gone.abort(); };
     res.once('close', onClose);
     let answer;
     try {
-      answer = await gateway.forward(fn, { method: inv.method, path: inv.path, headers: forwarded, body: inv.body }, gone.signal);
+      answer = await gateway.forward(fn, { method: inv.method, path: inv.path, headers: forwarded, body: inv.body }, gone);
     } catch (err) {
       res.off('close', onClose);
-      if (gone.signal.aborted) return undefined;
+      if (gone.aborted) return undefined;
       throw err;
     }
     beforeAnswer?.();
