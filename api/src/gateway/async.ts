@@ -149,14 +149,8 @@ export class AsyncInvocations {
       const answer = await this.o.gateway.forward(fn, {
         method: request.method, path: request.path, headers: request.headers, body: Buffer.from(request.body, 'base64'),
       }, NEVER_GONE);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of answer.body) {
-        size += (chunk as Buffer).length;
-        if (size <= MAX_RESULT_BYTES) chunks.push(chunk as Buffer);
-      }
+      const body = await answer.body.read(MAX_RESULT_BYTES);
       await answer.finished;
-      const body = Buffer.concat(chunks);
       const text = body.toString('utf8');
       const isText = Buffer.from(text, 'utf8').equals(body);
       const headers = Object.fromEntries(Object.entries(answer.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));

@@ -22,7 +22,8 @@ import { invalidField } from '../paging.ts';
 import type { TaskQueues } from '../queues.ts';
 import { AsyncInvocations, type StoredRequest } from '../gateway/async.ts';
 import { ClientGone } from '../gateway/client-gone.ts';
-import { FunctionCache, FunctionGateway, type ForwardRequest } from '../gateway/gateway.ts';
+import { FunctionCache } from '../gateway/function-cache.ts';
+import { FunctionGateway, type ForwardRequest } from '../gateway/gateway.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { SlotWaiters } from '../gateway/waiters.ts';
 import { RevocationListener } from '../../../common/apikeys.ts';
@@ -133,11 +134,13 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
     queueTimeoutMs: positive('BERTH_FN_QUEUE_TIMEOUT_S', 30) * 1000,
     maxQueue: positive('BERTH_FN_MAX_QUEUE', 1000),
   });
-  const cache = new FunctionCache((tenant, name) => getFunction(redis, tenant, name));
+  const cache = new FunctionCache(redis, (tenant, name) => getFunction(redis, tenant, name),
+    (err) => logger.warn({ err: err.message }, 'function changes subscriber'));
   const invocations = new AsyncInvocations({ redis, logger, gateway, backoffMs: positive('BERTH_FN_ASYNC_BACKOFF_MS', 1000) });
   const revocations = new RevocationListener(redis, (err) => logger.warn({ err: err.message }, 'API key revocations subscriber'));
   app.addHook('onClose', async () => {
     revocations.close();
+    cache.close();
     waiters.close();
     await gateway.close();
     await invocations.close();
@@ -204,7 +207,6 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
     beforeAnswer?.();
     res.writeHead(answer.statusCode, answer.headers);
     answer.body.pipe(res);
-    answer.body.once('error', () => res.destroy());
     return undefined;
   }
 

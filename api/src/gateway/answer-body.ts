@@ -1,0 +1,74 @@
+// The body of an instance's answer as it arrives from the upstream connection,
+// handed to exactly one consumer: piped into the client's response (the
+// synchronous path), or read whole (asynchronous invocations). No stream object
+// per answer: the chunks go from the upstream callback straight to the
+// client's socket, and the upstream is paused while the client is slow.
+import type { Writable } from 'node:stream';
+
+export class AnswerBody {
+  private readonly early: Buffer[] = [];
+  private dest: Writable | undefined;
+  private ended = false;
+  private failure: Error | undefined;
+  private waiting: { limit: number; resolve(body: Buffer): void; reject(err: Error): void } | undefined;
+  private size = 0;
+  private resume: (() => void) | undefined;
+
+  /** How the upstream is told to send again after push() answered false. */
+  control(resume: () => void): void {
+    this.resume = resume;
+  }
+
+  /** A chunk arrived from the instance; false when the upstream should pause until resumed. */
+  push(chunk: Buffer): boolean {
+    const dest = this.dest;
+    if (dest) {
+      if (dest.write(chunk)) return true;
+      const resume = this.resume;
+      if (!resume) return true;
+      dest.once('drain', resume);
+      return false;
+    }
+    if (!this.waiting || this.size < this.waiting.limit) this.early.push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  /** The instance's answer ended. */
+  end(): void {
+    if (this.ended || this.failure) return;
+    this.ended = true;
+    if (this.dest) this.dest.end();
+    else if (this.waiting) this.waiting.resolve(this.collected(this.waiting.limit));
+  }
+
+  /** The answer broke off (the instance failed, timed out, or the client left). */
+  fail(err: Error): void {
+    if (this.ended || this.failure) return;
+    this.failure = err;
+    if (this.dest) this.dest.destroy(err);
+    else if (this.waiting) this.waiting.reject(err);
+  }
+
+  /** Streams the body into `dest` and ends it; destroys `dest` if the answer breaks off. */
+  pipe(dest: Writable): void {
+    if (this.dest || this.waiting) throw new Error('an answer body has one consumer');
+    this.dest = dest;
+    for (const chunk of this.early.splice(0)) dest.write(chunk);
+    if (this.failure) dest.destroy(this.failure);
+    else if (this.ended) dest.end();
+  }
+
+  /** The first `limit` bytes of the whole body, once it has arrived. */
+  read(limit: number): Promise<Buffer> {
+    if (this.dest || this.waiting) throw new Error('an answer body has one consumer');
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.ended) return Promise.resolve(this.collected(limit));
+    return new Promise((resolve, reject) => { this.waiting = { limit, resolve, reject }; });
+  }
+
+  private collected(limit: number): Buffer {
+    const body = Buffer.concat(this.early.splice(0));
+    return body.length > limit ? body.subarray(0, limit) : body;
+  }
+}
