@@ -2,7 +2,7 @@
 // only its sha256, so a leaked database does not leak usable keys. Keys are
 // high-entropy, so a plain hash (no salt, no KDF) is enough.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { InvalidationListener } from './invalidations.ts';
 import { API_KEYS_REVOKED_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 
@@ -96,34 +96,9 @@ function forget(hash: string): void {
  * The cache is trusted only while the subscription stands: after a lost
  * connection it starts empty again once subscribed.
  */
-export class RevocationListener {
-  private listening = false;
-  private closed = false;
-  private readonly subscriber: Redis;
-
+export class RevocationListener extends InvalidationListener {
   constructor(redis: BerthRedis, onError: (err: Error) => void) {
-    this.subscriber = redis.duplicate({ autoResubscribe: false });
-    this.subscriber.on('message', (_channel: string, hash: string) => forget(hash));
-    this.subscriber.on('error', onError);
-    this.subscriber.on('close', () => { this.listening = false; });
-    this.subscriber.on('ready', () => {
-      this.subscriber.subscribe(API_KEYS_REVOKED_CHANNEL).then(() => {
-        // Revocations published while unsubscribed were missed: forget everything.
-        cachedKeys.clear();
-        this.listening = !this.closed;
-      }, onError);
-    });
-  }
-
-  /** True while every revocation reaches this process. */
-  get trusted(): boolean {
-    return this.listening;
-  }
-
-  close(): void {
-    this.closed = true;
-    this.listening = false;
-    this.subscriber.disconnect();
+    super(redis, API_KEYS_REVOKED_CHANNEL, { changed: forget, subscribed: () => cachedKeys.clear(), onError });
   }
 }
 

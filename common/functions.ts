@@ -7,7 +7,7 @@
 // routable. Which instance has a free concurrency slot is decided by the Lua
 // scripts common/lua/acquire-slot-5.lua and friends, over the keys below.
 import { randomBytes } from 'node:crypto';
-import { FUNCTION_EVENTS_CHANNEL, keys } from './keys.ts';
+import { FUNCTION_EVENTS_CHANNEL, FUNCTIONS_CHANGED_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 import { getTask, saveNewTasks, transitionTask } from './tasks.ts';
 import type { Schemas, TaskContainerSpec, TaskRecord } from './types.ts';
@@ -186,6 +186,7 @@ export async function saveFunction(redis: BerthRedis, tenant: string, config: Fu
     .exec();
   const version = Number(res?.[0]?.[1]);
   await redis.hset(keys.fnVersions(tenant, config.name), String(version), json);
+  await redis.publish(FUNCTIONS_CHANGED_CHANNEL, fnId(tenant, config.name));
   return { record: (await getFunction(redis, tenant, config.name))!, created: version === 1 };
 }
 
@@ -206,6 +207,7 @@ export async function deleteFunction(redis: BerthRedis, tenant: string, name: st
       k.lastUsed, k.waiters, k.leases, k.stats, k.durations, k.deadLetters)
     .zrem(keys.tenantFunctions(tenant), name)
     .srem(keys.functions(), fnId(tenant, name))
+    .publish(FUNCTIONS_CHANGED_CHANNEL, fnId(tenant, name))
     .exec();
   return [...new Set([...live, ...ready, ...draining, ...inflight])];
 }

@@ -79,6 +79,8 @@ export const keys = {
 export const FUNCTION_EVENTS_CHANNEL = `${P}:fn-events`;
 /** Pub/sub channel of revoked API keys (their hashes): replicas drop them from their caches. */
 export const API_KEYS_REVOKED_CHANNEL = `${P}:apikeys-revoked`;
+/** Pub/sub channel: `<tenant>/<name>` of a function deployed again or deleted: replicas drop their cached record. */
+export const FUNCTIONS_CHANGED_CHANNEL = `${P}:functions-changed`;
 
 // Queue names are hash tags so each queue's keys share one Redis Cluster slot
 // while different queues spread over the shards.
