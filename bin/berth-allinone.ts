@@ -1,17 +1,23 @@
 // Berth on one machine: Redis (unless REDIS_URL is given), a loopback registry
 // holding the example images, the API, the scheduler and a node agent, in one
-// process tree. State lives under BERTH_STATE_DIR (./.berth).
+// process tree. State lives under BERTH_STATE_DIR (./.berth). The API is served
+// by BERTH_API_WORKERS processes (one per core by default, api/src/workers.ts);
+// with 1 it runs in this process beside the scheduler and the agent.
+import cluster from 'node:cluster';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { registerLocalNode } from '../common/functions.ts';
 import { loadConfig, parseAddr } from '../common/config.ts';
 import { startRedisServer, startRegistryServer, type Daemon } from '../common/daemons.ts';
 import { createLogger } from '../common/log.ts';
 import { connectRedis } from '../common/redis.ts';
 import { loadSecretBox } from '../common/secret-box.ts';
-import { buildApi, ensureAdminKey } from '../api/src/index.ts';
+import { buildApi, clusterMetricsText, ensureAdminKey, forkApiWorkers, onCloseRequest, shareMetrics } from '../api/src/index.ts';
 import { startScheduler } from '../scheduler/src/index.ts';
-import { startAgent } from '../node-agent/src/index.ts';
+import { sameHostNode, startAgent } from '../node-agent/src/index.ts';
 import { pushExampleImages } from '../images/examples.ts';
 import { pushFunctionExamples } from '../functions-examples/build.ts';
 
@@ -84,9 +90,18 @@ async function main(): Promise<void> {
   });
   closers.push(() => agent.close());
 
-  const api = await buildApi({ redis, logger: createLogger('api'), secretBox });
-  closers.push(() => api.close());
-  await api.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
+  const workers = apiWorkers();
+  if (workers > 1) {
+    const api = await forkApiWorkers({
+      count: workers, logger,
+      env: { REDIS_URL: redisUrl, BERTH_REGISTRY: registry, BERTH_NODE_ID: config.nodeId, [WORKER_ENV]: '1' },
+    });
+    closers.push(() => api.close());
+  } else {
+    const api = await buildApi({ redis, logger: createLogger('api'), secretBox });
+    closers.push(() => api.close());
+    await api.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
+  }
   const url = `http://${config.apiAddr.host}:${config.apiAddr.port}`;
   await writeFile(path.join(config.stateDir, 'api-url'), url + '\n');
 
@@ -97,6 +112,55 @@ async function main(): Promise<void> {
   );
 }
 
+/** Set in the environment of the API workers this process forks. */
+const WORKER_ENV = 'BERTH_ALLINONE_API_WORKER';
+/** How long a worker's close may take (requests in flight finishing) before it exits regardless. */
+const WORKER_CLOSE_GRACE_MS = 10_000;
+
+/** BERTH_API_WORKERS: processes serving the API; the host's cores (at most 8) by default. */
+function apiWorkers(): number {
+  const given = process.env.BERTH_API_WORKERS;
+  if (given === undefined || given === '') return Math.min(8, os.availableParallelism());
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`BERTH_API_WORKERS: expected a whole number from 1 to 64, got "${given}"`);
+  return n;
+}
+
+/**
+ * An API worker: one more API replica on the all-in-one's Redis, on the shared
+ * API port. The agent runs in the primary, so its instances are reached as
+ * those of a node on this host (sameHostNode) rather than through its proxy.
+ */
+async function runApiWorker(): Promise<void> {
+  const workerLogger = createLogger('api');
+  const started: { api?: Awaited<ReturnType<typeof buildApi>>; redis?: ReturnType<typeof connectRedis> } = {};
+  let closing = false;
+  // Asked to stop, or the primary is gone (even while this worker still starts): close, and exit in any case.
+  const close = () => {
+    if (closing) return;
+    closing = true;
+    setTimeout(() => process.exit(1), WORKER_CLOSE_GRACE_MS).unref();
+    Promise.resolve(started.api?.close()).then(() => started.redis?.quit())
+      .catch((err: Error) => workerLogger.warn({ err: err.message }, 'close failed'))
+      .finally(() => process.exit(0));
+  };
+  onCloseRequest(close);
+  process.once('disconnect', close);
+  if (!process.connected) close();
+  // The primary stops the workers in its own time; a terminal's Ctrl-C reaches every process of the group.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
+
+  const redis = started.redis = connectRedis(config.redisUrl!);
+  const secretBox = await loadSecretBox(config.secretsKeyFile, { create: false });
+  registerLocalNode(config.nodeId, sameHostNode(redis, config.nodeId));
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  shareMetrics(registry);
+  const api = started.api = await buildApi({ redis, logger: workerLogger, secretBox, metricsRegistry: registry, metricsText: clusterMetricsText });
+  if (closing) return;
+  await api.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
+}
+
 async function shutdown(signal: string): Promise<void> {
   logger.info({ signal }, 'shutting down; running containers are re-adopted on the next start');
   for (const close of closers.reverse()) await close().catch((err: Error) => logger.warn({ err: err.message }, 'close failed'));
@@ -104,11 +168,17 @@ async function shutdown(signal: string): Promise<void> {
   process.exit(0);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown(signal));
-
-main().catch(async (err: Error) => {
-  logger.fatal({ err: err.message }, 'berth could not start');
-  process.stderr.write(`berth: ${err.message}\n`);
-  for (const daemon of daemons.reverse()) await daemon.stop();
-  process.exit(1);
-});
+if (cluster.isWorker && process.env[WORKER_ENV] === '1') {
+  runApiWorker().catch((err: Error) => {
+    process.stderr.write(`berth: an API worker could not start: ${err.message}\n`);
+    process.exit(1);
+  });
+} else {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown(signal));
+  main().catch(async (err: Error) => {
+    logger.fatal({ err: err.message }, 'berth could not start');
+    process.stderr.write(`berth: ${err.message}\n`);
+    for (const daemon of daemons.reverse()) await daemon.stop();
+    process.exit(1);
+  });
+}

@@ -35,6 +35,8 @@ export interface ApiDeps {
   rateLimit?: RateLimit;
   /** A registry to add the request metrics to; a new one with process metrics by default. */
   metricsRegistry?: Registry;
+  /** What /metrics answers; the registry's series by default (an API worker: every worker's, api/src/workers.ts). */
+  metricsText?: () => Promise<string>;
   /** Largest request body in bytes (1 MiB). */
   bodyLimit?: number;
   /** How long a log follow's blocking read waits between status checks (1000 ms). */
@@ -125,7 +127,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     ...secretHandlers({ redis: deps.redis, secretBox: deps.secretBox ?? null }),
     ...apiKeyHandlers({ redis: deps.redis }),
     ...nodeHandlers({ redis: deps.redis }),
-    ...serviceHandlers({ redis: deps.redis, registry, spec }),
+    ...serviceHandlers({ redis: deps.redis, registry, spec, metricsText: deps.metricsText }),
     ...dashboard,
     ...functions.handlers,
   };

@@ -17,8 +17,9 @@ import { createNetworkManager } from './network/index.ts';
 import { createStatsCollector } from './stats/index.ts';
 import { runtimeBinary, shimBinary } from './binaries.ts';
 import { TaskSupervisor } from './supervisor.ts';
-import { ensureAgentToken, registerLocalNode } from '../../common/functions.ts';
-import { createProxy, ProxyTargets } from './proxy.ts';
+import { ensureAgentToken, registerLocalNode, type LocalNode } from '../../common/functions.ts';
+import type { BerthRedis } from '../../common/redis.ts';
+import { createLocalNode, createProxy, ProxyTargets } from './proxy.ts';
 import { createInstanceHooks } from './readiness.ts';
 
 export interface AgentOptions {
@@ -168,6 +169,15 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
     },
   };
+}
+
+/**
+ * The instances of the agent `nodeId` as another process on the same host sees
+ * them (an API worker of the all-in-one): found from their task records, called
+ * on their bridge IP, their peak memory read from their cgroups.
+ */
+export function sameHostNode(redis: BerthRedis, nodeId: string): LocalNode {
+  return createLocalNode(new ProxyTargets(redis, nodeId));
 }
 
 /** berth-runtime mounts a task's overlay rootfs itself; any other runtime (runc) gets it mounted. */

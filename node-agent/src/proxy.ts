@@ -45,10 +45,14 @@ export class ProxyTargets {
     const task = asInstance(await getTask(this.redis, taskId));
     if (!task || task.nodeId !== this.nodeId || task.lastStatus !== 'RUNNING' || !task.ipAddress) return undefined;
     const target = { ip: task.ipAddress, port: Number(task.functionPort) || 8080, cgroupsPath: `/berth/${taskId}` };
+    if (this.map.size >= MAX_TARGETS) this.map.clear();
     this.map.set(taskId, target);
     return target;
   }
 }
+
+/** Targets remembered at most; past it the map starts over from Redis (a gateway's view sees no stops). */
+const MAX_TARGETS = 10_000;
 
 export const PROXY_PATH = /^\/v1\/proxy\/([a-f0-9]{32})(\/[^]*)?$/;
 const TOKEN_HEADER = PROXY_HEADERS.agentToken;
@@ -70,11 +74,9 @@ export interface Proxy {
   local: LocalNode;
 }
 
-export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): Proxy {
+/** The instances of `targets`, for a gateway on this host; reads their peak memory from their cgroups. */
+export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> } {
   const cgroups = new CgroupReader();
-  const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
-  const expected = Buffer.from(o.token);
-
   /** The instance's peak memory, read from its cgroup at most every PEAK_CACHE_MS. */
   const peaks = new Map<string, { at: number; mib: Promise<number | undefined> }>();
   function peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
@@ -94,12 +96,20 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
     return Number.isFinite(bytes) && bytes > 0 ? Math.ceil(bytes / 2 ** 20) : undefined;
   }
 
-  const local: LocalNode = {
+  return {
+    peakMemoryMiB,
     async instance(taskId) {
-      const target = await o.targets.get(taskId);
+      const target = await targets.get(taskId);
       return target && { ip: target.ip, port: target.port, peakMemoryMiB: () => peakMemoryMiB(target.cgroupsPath) };
     },
   };
+}
+
+export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): Proxy {
+  const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
+  const expected = Buffer.from(o.token);
+  const local = createLocalNode(o.targets);
+  const peakMemoryMiB = (cgroupsPath: string) => local.peakMemoryMiB(cgroupsPath);
 
   const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));

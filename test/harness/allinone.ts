@@ -19,11 +19,16 @@ export interface AllInOne {
   stateDir: string;
   nodeId: string;
   bridge: string;
+  /** The all-in-one's own process (its API workers are its children). */
+  pid: number;
   output(): string;
   /** Calls the API with the admin key; JSON in, JSON (or text) out. */
   api(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }
+
+/** Node options for the all-in-one (and its API workers), e.g. `--cpu-prof` when profiling a test or a benchmark. */
+const nodeArgs = (process.env.BERTH_AIO_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 export async function startAllInOne(env: Record<string, string> = {}): Promise<AllInOne> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'berth-aio-'));
@@ -31,7 +36,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   const suffix = randomBytes(3).toString('hex');
   const bridge = `bt${suffix}`;
   const nodeId = `test-node-${suffix}`;
-  const daemon: Daemon = startDaemon(process.execPath, ['--import', 'tsx', path.join(repo, 'bin/berth-allinone.ts')], {
+  const daemon: Daemon = startDaemon(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(repo, 'bin/berth-allinone.ts')], {
     cwd: repo,
     env: {
       ...process.env,
@@ -64,6 +69,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   const adminKey = (await readFile(path.join(stateDir, 'admin-key'), 'utf8')).trim();
   return {
     url, redisUrl: `redis://127.0.0.1:${redisPort}`, adminKey, stateDir, nodeId, bridge,
+    pid: daemon.child.pid!,
     output: daemon.output,
     async api(method, route, body, headers = {}) {
       const res = await fetch(url + route, {

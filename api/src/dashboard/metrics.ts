@@ -3,7 +3,8 @@
 // instances by state. Series are rebuilt on every scrape, so a node or a
 // function that is gone leaves none behind. (Per-task series come from the
 // agents, which remove them when a task stops; per-invocation series from the
-// function gateway, api/src/gateway/metrics.ts.)
+// function gateway, api/src/gateway/metrics.ts.) With several API workers
+// (api/src/workers.ts) every worker reads the same values: the first is kept.
 import { Gauge, type Registry } from 'prom-client';
 import { keys } from '../../../common/keys.ts';
 import { listNodes } from '../../../common/nodes.ts';
@@ -82,7 +83,7 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
   };
 
   const nodeGauge = (name: string, help: string, value: (n: NodeRecord, i: number, s: Snapshot) => number) => new Gauge({
-    name, help, labelNames: ['node_id'], registers: [registry],
+    name, help, labelNames: ['node_id'], registers: [registry], aggregator: 'first',
     async collect() {
       this.reset();
       const s = await snapshot();
@@ -97,7 +98,7 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
   nodeGauge('berth_node_tasks', 'Tasks placed on the node and not yet stopped', (_n, i, s) => s.tasks[i] ?? 0);
   new Gauge({
     name: 'berth_function_instances', help: 'Instances of a function, by state (starting, ready, draining)',
-    labelNames: ['function', 'state'], registers: [registry],
+    labelNames: ['function', 'state'], registers: [registry], aggregator: 'first',
     async collect() {
       this.reset();
       for (const f of (await snapshot())?.functions ?? []) {
@@ -109,7 +110,7 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
   });
   new Gauge({
     name: 'berth_function_requests_in_flight', help: 'Requests a function\'s instances are serving now',
-    labelNames: ['function'], registers: [registry],
+    labelNames: ['function'], registers: [registry], aggregator: 'first',
     async collect() {
       this.reset();
       for (const f of (await snapshot())?.functions ?? []) this.set({ function: f.id }, f.inFlight);
@@ -117,7 +118,7 @@ export function installClusterMetrics(registry: Registry, redis: BerthRedis): vo
   });
   new Gauge({
     name: 'berth_node_status', help: 'The node\'s status: 1 for the one it has, 0 for the others',
-    labelNames: ['node_id', 'status'], registers: [registry],
+    labelNames: ['node_id', 'status'], registers: [registry], aggregator: 'first',
     async collect() {
       this.reset();
       const s = await snapshot();

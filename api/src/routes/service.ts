@@ -5,7 +5,9 @@ import type { BerthRedis } from '../../../common/redis.ts';
 import type { Handlers } from '../handlers.ts';
 import type { OpenApiDocument } from '../spec.ts';
 
-export function serviceHandlers(deps: { redis: BerthRedis; registry: Registry; spec: OpenApiDocument; readyTimeoutMs?: number }): Handlers {
+export function serviceHandlers(deps: {
+  redis: BerthRedis; registry: Registry; spec: OpenApiDocument; readyTimeoutMs?: number; metricsText?: () => Promise<string>;
+}): Handlers {
   const timeout = deps.readyTimeoutMs ?? 1000;
   return {
     async healthz() {
@@ -26,7 +28,7 @@ export function serviceHandlers(deps: { redis: BerthRedis; registry: Registry; s
     },
 
     async metrics(_request, reply) {
-      return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
+      return reply.type(deps.registry.contentType).send(await (deps.metricsText ? deps.metricsText() : deps.registry.metrics()));
     },
 
     async openapi() {

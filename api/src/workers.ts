@@ -1,0 +1,141 @@
+// API workers: the all-in-one serves its API port from several processes (one
+// per core by default), as nginx serves from worker processes: the function
+// gateway's work spreads over the cores instead of one event loop. Node's
+// cluster module shares the listening socket; each worker is an ordinary
+// stateless API replica on the cluster's Redis. /metrics, whichever worker
+// answers it, shows every worker's series summed (cluster-wide gauges once).
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Logger } from '../../common/log.ts';
+
+/** The IPC message of a worker's /metrics, and of the primary's answer. */
+interface MetricsMessage {
+  berth: 'metrics';
+  id: number;
+  text?: string;
+  error?: string;
+}
+
+function isMetricsMessage(message: unknown): message is MetricsMessage {
+  return typeof message === 'object' && message !== null && (message as MetricsMessage).berth === 'metrics';
+}
+
+export interface ApiWorkers {
+  /** Stops every worker (each closes its API: in-flight requests finish) and waits for them. */
+  close(): Promise<void>;
+}
+
+/** How long after a worker died another is started in its place. */
+const RESTART_DELAY_MS = 1000;
+/** How long a worker may take to close (its requests in flight finishing) before it is killed. */
+const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * Forks `count` API workers running the current entry point with `env` added;
+ * resolves once every one listens, rejects when one exits before it does.
+ * Workers that die later are started again.
+ */
+export async function forkApiWorkers(o: { count: number; env: Record<string, string>; logger: Logger }): Promise<ApiWorkers> {
+  // Connections are handed to the workers in turn by this process (Node's default, SCHED_RR): left
+  // to the kernel (SCHED_NONE), one of two workers took 70 of 100 keep-alive clients and saturated.
+  // The cost: a connection handed to a worker in the moment it dies, before its exit is seen here, is lost.
+  const aggregator = new AggregatorRegistry();
+  let closing = false;
+  /** The workers alive, and whether each listens yet. */
+  const workers = new Map<Worker, { listening: boolean }>();
+
+  const onMessage = (worker: Worker, message: unknown) => {
+    if (!isMetricsMessage(message) || message.text !== undefined || message.error !== undefined) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ berth: 'metrics', id: message.id, text } satisfies MetricsMessage),
+      (err: Error) => worker.send({ berth: 'metrics', id: message.id, error: err.message } satisfies MetricsMessage),
+    );
+  };
+  cluster.on('message', onMessage);
+
+  const fork = (): Promise<void> => new Promise((resolve, reject) => {
+    const worker = cluster.fork(o.env);
+    const state = { listening: false };
+    workers.set(worker, state);
+    worker.once('listening', () => {
+      state.listening = true;
+      resolve();
+    });
+    worker.once('exit', (code, signal) => {
+      workers.delete(worker);
+      if (!state.listening) {
+        reject(new Error(`an API worker exited before it listened (${signal ?? `exit code ${code}`})`));
+        return;
+      }
+      if (closing) return;
+      o.logger.error({ pid: worker.process.pid, code, signal }, 'an API worker died; starting another');
+      setTimeout(() => {
+        if (!closing) fork().catch((err: Error) => o.logger.error({ err: err.message }, 'an API worker could not start'));
+      }, RESTART_DELAY_MS).unref();
+    });
+  });
+
+  const stop = async () => {
+    closing = true;
+    cluster.off('message', onMessage);
+    await Promise.all([...workers].map(([worker, { listening }]) => new Promise<void>((resolve) => {
+      if (worker.isDead()) {
+        resolve();
+        return;
+      }
+      // One still starting has no request to finish (and may not hear the close yet).
+      const kill = setTimeout(() => worker.process.kill('SIGKILL'), listening ? CLOSE_GRACE_MS : 0);
+      worker.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      worker.send({ berth: 'close' });
+    })));
+  };
+
+  try {
+    await Promise.all(Array.from({ length: o.count }, fork));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { close: stop };
+}
+
+/** In a worker: hands `registry`'s series to the primary when it gathers every worker's. */
+export function shareMetrics(registry: Registry): void {
+  AggregatorRegistry.setRegistries([registry]);
+  // prom-client answers the primary's requests once an aggregator exists in the worker.
+  new AggregatorRegistry();
+}
+
+let nextId = 0;
+const answers = new Map<number, { resolve(text: string): void; reject(err: Error): void }>();
+
+/** In a worker: the /metrics text of every worker, summed by the primary. */
+export function clusterMetricsText(): Promise<string> {
+  if (!cluster.isWorker || !process.send) return Promise.reject(new Error('not an API worker'));
+  if (answers.size === 0) process.on('message', onAnswer);
+  const id = nextId++;
+  return new Promise<string>((resolve, reject) => {
+    answers.set(id, { resolve, reject });
+    process.send!({ berth: 'metrics', id } satisfies MetricsMessage);
+  });
+}
+
+function onAnswer(message: unknown): void {
+  if (!isMetricsMessage(message)) return;
+  const waiting = answers.get(message.id);
+  if (!waiting) return;
+  answers.delete(message.id);
+  if (answers.size === 0) process.off('message', onAnswer);
+  if (message.text !== undefined) waiting.resolve(message.text);
+  else waiting.reject(new Error(message.error ?? 'no metrics'));
+}
+
+/** In a worker: calls `close` when the primary asks this worker to stop. */
+export function onCloseRequest(close: () => void): void {
+  process.on('message', (message: unknown) => {
+    if (typeof message === 'object' && message !== null && (message as { berth?: string }).berth === 'close') close();
+  });
+}

@@ -1,0 +1,111 @@
+// The all-in-one's API workers (api/src/workers.ts): several processes share
+// the API port; /metrics counts every worker's requests whichever answers it;
+// a worker that dies is replaced while the others go on answering (a connection
+// handed to it in the moment it died is lost: Node's round-robin); none
+// outlives the all-in-one; functions are invoked from a worker as from the
+// single process.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAllInOne, type AllInOne } from '../harness/allinone.ts';
+
+let aio: AllInOne;
+
+beforeAll(async () => {
+  aio = await startAllInOne({ BERTH_API_WORKERS: '2' });
+}, 180_000);
+
+afterAll(async () => {
+  await aio?.stop();
+});
+
+/** The all-in-one's API workers: its node children that run the same entry point. */
+function workerPids(): number[] {
+  const pids: number[] = [];
+  const children = readFileSync(`/proc/${aio.pid}/task/${aio.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  for (const pid of children) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('berth-allinone.ts')) pids.push(pid);
+    } catch { /* exited meanwhile */ }
+  }
+  return pids;
+}
+
+/** One request on a connection of its own, so the cluster hands each to the next worker. */
+function getOnNewConnection(route: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${aio.url}${route}`, { agent: false, headers: { authorization: `Bearer ${aio.adminKey}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('error', reject);
+  });
+}
+
+function countOf(metrics: string, series: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(series + ' '));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+async function waitFor<T>(what: string, read: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('API workers', () => {
+  it('serves the API port from BERTH_API_WORKERS processes, and /metrics counts the requests of all of them', async () => {
+    expect(workerPids()).toHaveLength(2);
+    const series = 'http_requests_total{route="/v1/nodes",method="GET",status="200"}';
+    const before = countOf((await getOnNewConnection('/metrics')).body, series);
+    for (let i = 0; i < 10; i++) expect((await getOnNewConnection('/v1/nodes')).status).toBe(200);
+    // Scraped twice on new connections: each worker in turn answers, and both see all ten.
+    const first = countOf((await getOnNewConnection('/metrics')).body, series);
+    const second = countOf((await getOnNewConnection('/metrics')).body, series);
+    expect(first - before).toBe(10);
+    expect(second).toBe(first);
+    // Cluster-wide gauges are read from Redis once, not once per worker.
+    const nodes = (await getOnNewConnection('/metrics')).body.split('\n').filter((l) => l.startsWith('berth_node_tasks{'));
+    expect(nodes).toHaveLength(1);
+  });
+
+  it('invokes a function from a worker, calling the instance on this host directly', async () => {
+    const deployed = await aio.api('POST', '/v1/functions', { name: 'from-worker', image: 'berth/fn-static:latest', memory: 16 });
+    expect(deployed.status).toBe(201);
+    for (let i = 0; i < 2; i++) {
+      const res = await getOnNewConnection('/fn/from-worker/');
+      expect(res.status).toBe(200);
+      expect(res.body).toBe('Hello from a static Berth function\n');
+    }
+    const answer = await fetch(`${aio.url}/fn/from-worker/`, { headers: { authorization: `Bearer ${aio.adminKey}` } });
+    await answer.text();
+    expect(Number(answer.headers.get('x-berth-max-memory-used-mib'))).toBeGreaterThan(0);
+    expect(answer.headers.get('x-berth-instance-id')).toMatch(/^[a-f0-9]{32}$/);
+    expect((await aio.api('DELETE', '/v1/functions/from-worker')).status).toBe(204);
+  }, 60_000);
+
+  it('replaces a worker that dies, answering meanwhile from the others', async () => {
+    const [victim, survivor] = workerPids();
+    process.kill(victim!, 'SIGKILL');
+    await waitFor('the all-in-one to see its worker die', () => (aio.output().includes('an API worker died; starting another') ? true : undefined));
+    for (let i = 0; i < 4; i++) expect((await getOnNewConnection('/healthz')).status).toBe(200);
+    const replaced = await waitFor('a new API worker', () => {
+      const now = workerPids();
+      return now.length === 2 && !now.includes(victim!) ? now : undefined;
+    });
+    expect(replaced).toContain(survivor);
+  }, 30_000);
+
+  it('stops every worker with the all-in-one', async () => {
+    const pids = workerPids();
+    expect(pids.length).toBeGreaterThan(0);
+    await aio.stop();
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 30_000);
+});
