@@ -24,7 +24,7 @@ export function staticServerBinary(): string {
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
   const tmp = `${out}.${process.pid}`;
-  const flags = ['-static', '-Os', '-s', '-D_GNU_SOURCE', '-o', tmp, source];
+  const flags = ['-static', '-Os', '-s', '-o', tmp, source];
   try {
     execFileSync('musl-gcc', flags, { stdio: 'pipe' });
   } catch {

@@ -2,6 +2,7 @@
  * Listens on $PORT, answers every request with a short text, keeps connections
  * alive, one forked child per connection. PID 1 in its container, so SIGTERM is
  * handled explicitly. Build: musl-gcc -static -Os -s -o server server.c */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
