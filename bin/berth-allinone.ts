@@ -35,6 +35,7 @@ async function listening(host: string, port: number): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
+  const workers = apiWorkers();
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
   let redisUrl = config.redisUrl;
@@ -90,7 +91,6 @@ async function main(): Promise<void> {
   });
   closers.push(() => agent.close());
 
-  const workers = apiWorkers();
   if (workers > 1) {
     const api = await forkApiWorkers({
       count: workers, logger,

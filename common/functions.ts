@@ -77,8 +77,9 @@ export interface LocalInstance {
 }
 
 /**
- * A node agent running in this very process (the all-in-one). The gateway calls
- * the instances of such a node itself, saving the HTTP hop through the agent's
+ * A node whose instances this process reaches itself: an agent in this very
+ * process, or on this host (the all-in-one's API workers). The gateway calls the
+ * instances of such a node directly, saving the HTTP hop through the agent's
  * /v1/proxy; instances on any other node are reached through their agent.
  */
 export interface LocalNode {
@@ -88,7 +89,7 @@ export interface LocalNode {
 
 const localNodes = new Map<string, LocalNode>();
 
-/** Makes an agent's node local to this process; returns the undo. */
+/** Makes a node local to this process; returns the undo. */
 export function registerLocalNode(nodeId: string, node: LocalNode): () => void {
   localNodes.set(nodeId, node);
   return () => {

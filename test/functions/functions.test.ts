@@ -4,6 +4,7 @@
 // crashes and OOM kills, scaling up and back to zero, asynchronous invocations
 // with retries, dead letters and replay, a rolling update, tenant isolation.
 // The autoscaler's windows are shortened through the environment.
+import http from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAllInOne, type AllInOne } from '../harness/allinone.ts';
 import { functionKeys } from '../../common/functions.ts';
@@ -185,6 +186,30 @@ describe('functions', () => {
       return t.body.lastStatus === 'STOPPED' && t.body;
     });
     expect(old.stoppedReason).toMatch(/timeout/i);
+  });
+
+  it('answers 504 over the timeout while the request body is still coming, and the client reads it', async () => {
+    await deploy('slow', { timeout: 1 });
+    const started = Date.now();
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${aio.url}/fn/slow/sleep?ms=5000`, {
+        method: 'POST', headers: { authorization: `Bearer ${aio.adminKey}`, 'content-type': 'text/plain' },
+      }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => { body += chunk; });
+        res.on('end', () => {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      });
+      req.once('error', reject);
+      req.write('the first part of a body that never ends in time\n');
+    });
+    expect(answer.status).toBe(504);
+    expect(JSON.parse(answer.body).error.code).toBe('FUNCTION_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await invoke('slow')).status).toBe(200);
   });
 
   it('answers 502 with the reason when an instance crashes or is OOM-killed, and replaces it', async () => {

@@ -3,9 +3,10 @@
 // through its node agent's /v1/proxy, and hands back the streamed answer. The
 // slot is released exactly once whatever happens: answered, failed, timed out,
 // or the client went away.
-// When the instance's agent runs in this very process (the all-in-one), the
-// gateway calls the instance itself and adds what the agent's proxy would
-// (X-Berth-Duration-Ms, X-Berth-Max-Memory-Used-MiB): one HTTP hop instead of two.
+// When the instance's node is this host (the all-in-one, its agent in this
+// process or in the primary of this API worker), the gateway calls the
+// instance itself and adds what the agent's proxy would (X-Berth-Duration-Ms,
+// X-Berth-Max-Memory-Used-MiB): one HTTP hop instead of two.
 import type http from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent as UpstreamAgent, type Dispatcher } from 'undici';
@@ -190,7 +191,7 @@ export class FunctionGateway {
     const started = Date.now();
     const id = fnId(fn.tenant, fn.name);
 
-    // Its agent runs in this process: call the instance directly. Otherwise through the agent.
+    // Its node is this host: call the instance directly. Otherwise through its agent.
     const local = localNode(route.nodeId);
     const instance = local ? await local.instance(instanceId) : undefined;
     if (local && !instance) {
