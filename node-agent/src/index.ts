@@ -166,6 +166,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await network.close();
       await stats.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await proxy.close();
       await Promise.all([closeRedis(redis), closeRedis(workerConnection)]);
     },
   };

@@ -13,9 +13,11 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { Agent as UpstreamAgent, type Dispatcher } from 'undici';
 import { asInstance, HOP_BY_HOP, PROXY_HEADERS, type LocalNode } from '../../common/functions.ts';
 import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
+import { AnswerBody, headersOf } from '../../common/upstream.ts';
 import { getTask } from '../../common/tasks.ts';
 import { CgroupReader } from './stats/cgroup.ts';
 
@@ -72,6 +74,8 @@ export interface Proxy {
   handle(req: http.IncomingMessage, res: http.ServerResponse): void;
   /** This node's instances, for a gateway in the same process. */
   local: LocalNode;
+  /** Closes the connections to the instances. */
+  close(): Promise<void>;
 }
 
 /** The instances of `targets`, for a gateway on this host; reads their peak memory from their cgroups. */
@@ -106,7 +110,8 @@ export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemory
 }
 
 export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): Proxy {
-  const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
+  // Keep-alive connections to the instances; the gateway's timeout is the only one (it drops the call).
+  const upstreamAgent = new UpstreamAgent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 4000 });
   const expected = Buffer.from(o.token);
   const local = createLocalNode(o.targets);
   const peakMemoryMiB = (cgroupsPath: string) => local.peakMemoryMiB(cgroupsPath);
@@ -132,41 +137,64 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
         req.resume();
         return;
       }
-      const headers: http.OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (value === undefined || HOP_BY_HOP.has(name) || name === TOKEN_HEADER) continue;
+      const headers: Record<string, string | string[]> = {};
+      for (const name in req.headers) {
+        const value = req.headers[name];
+        if (value === undefined || HOP_BY_HOP.has(name) || name === TOKEN_HEADER || name === 'expect') continue;
         headers[name] = value;
       }
+      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      if (!hasBody) delete headers['content-length'];
       const started = process.hrtime.bigint();
-      const upstream = http.request({
-        host: target.ip, port: target.port, method: req.method, path: upstreamPath, headers, agent: upstreamAgent,
-      }, (up) => {
-        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-        void peakMemoryMiB(target.cgroupsPath).then((mib) => {
-          const out: http.OutgoingHttpHeaders = {};
-          for (const [name, value] of Object.entries(up.headers)) {
-            if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-          }
-          out[PROXY_HEADERS.duration] = durationMs.toFixed(2);
-          if (mib !== undefined) out[PROXY_HEADERS.maxMemory] = String(mib);
-          res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-          up.pipe(res);
-          up.once('error', () => res.destroy());
-          up.once('aborted', () => res.destroy());
-        });
-      });
-      upstream.once('error', (err: NodeJS.ErrnoException) => {
-        sendJson(res, 502, 'INSTANCE_UNREACHABLE', `The instance did not answer: ${err.code ?? err.message}`, { [PROXY_HEADERS.proxyError]: err.code ?? 'ERROR' });
-      });
+      const body = new AnswerBody();
+      let abortUpstream: ((reason: Error) => void) | undefined;
+      let answered = false;
       // The caller went away (or timed out): stop the request to the instance too.
       res.once('close', () => {
-        if (!res.writableFinished) upstream.destroy();
+        if (!res.writableFinished) abortUpstream?.(new Error('the caller went away'));
       });
-      req.pipe(upstream);
+      upstreamAgent.dispatch({
+        origin: `http://${target.ip}:${target.port}`, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, path: upstreamPath,
+        headers, body: hasBody ? req : null,
+      }, {
+        onConnect: (abort) => {
+          abortUpstream = abort;
+          if (res.destroyed) abort(new Error('the caller went away'));
+        },
+        onHeaders: (status, rawHeaders, resume, statusText) => {
+          if (status < 200) return true; // 1xx: the final answer follows
+          answered = true;
+          body.control(resume);
+          const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+          const upstreamHeaders = headersOf(rawHeaders);
+          void peakMemoryMiB(target.cgroupsPath).then((mib) => {
+            const out: http.OutgoingHttpHeaders = {};
+            for (const name in upstreamHeaders) {
+              const value = upstreamHeaders[name];
+              if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+            }
+            out[PROXY_HEADERS.duration] = durationMs.toFixed(2);
+            if (mib !== undefined) out[PROXY_HEADERS.maxMemory] = String(mib);
+            if (res.destroyed) return;
+            res.writeHead(status, statusText, out);
+            body.pipe(res);
+          });
+          return true;
+        },
+        onData: (chunk) => body.push(chunk),
+        onComplete: () => body.end(),
+        onError: (err: NodeJS.ErrnoException) => {
+          if (answered) {
+            body.fail(err);
+            return;
+          }
+          sendJson(res, 502, 'INSTANCE_UNREACHABLE', `The instance did not answer: ${err.code ?? err.message}`, { [PROXY_HEADERS.proxyError]: err.code ?? 'ERROR' });
+        },
+      });
     }, (err: Error) => {
       o.logger.warn({ taskId, err: err.message }, 'proxy lookup failed');
       sendJson(res, 503, 'UNAVAILABLE', 'The agent could not look up the instance');
     });
   };
-  return { handle, local };
+  return { handle, local, close: () => upstreamAgent.destroy() };
 }

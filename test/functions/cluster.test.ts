@@ -1,6 +1,7 @@
 // Functions on two nodes (agents as separate processes, test/harness/cluster.ts)
 // with the API in this process, so every invocation goes through an agent's
-// proxy: timeouts and crashes answer as on one node, the warm pool is spread
+// proxy: requests and answers pass through it whole, timeouts and crashes
+// answer as on one node, the warm pool is spread
 // over the nodes, and when a node is lost its instances are replaced on the
 // other one and invocations go on.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -36,7 +37,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const name of ['spread', 'slow', 'crashy']) {
+  for (const name of ['spread', 'slow', 'crashy', 'echo']) {
     await fetch(`${url}/v1/functions/${name}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } }).catch(() => undefined);
   }
   await new Promise((r) => setTimeout(r, 1000));
@@ -101,6 +102,33 @@ describe('functions on two nodes', () => {
     for (const name of ['slow', 'crashy']) {
       expect((await fetch(`${url}/v1/functions/${name}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } })).status).toBe(204);
     }
+  });
+
+  it('passes method, path, query, headers and body through the agent, and the answer back, streamed', async () => {
+    expect((await get('/v1/functions', { method: 'POST', body: JSON.stringify(fnConfig('echo')) })).status).toBe(201);
+    const body = 'a body of '.repeat(10_000);
+    const echoed = await get('/fn/echo/some/path?x=1&y=two', { method: 'PUT', body, headers: { 'content-type': 'text/plain', 'x-custom': 'kept' } });
+    expect(echoed.status).toBe(200);
+    expect(echoed.json).toMatchObject({ method: 'PUT', url: '/some/path?x=1&y=two', body });
+    expect(echoed.json.headers).toMatchObject({ 'x-custom': 'kept', 'content-type': 'text/plain' });
+    expect(echoed.json.headers['x-berth-agent-token']).toBeUndefined();
+    expect(echoed.json.headers.authorization).toBeUndefined();
+    expect(echoed.headers.get('x-fn-reply')).toBe('yes');
+    expect(Number(echoed.headers.get('x-berth-max-memory-used-mib'))).toBeGreaterThan(0);
+    expect(Number(echoed.headers.get('x-berth-duration-ms'))).toBeGreaterThanOrEqual(0);
+    const teapot = await get('/fn/echo/?status=418');
+    expect(teapot.status).toBe(418);
+
+    const streamed = await fetch(`${url}/fn/echo/stream`, { headers: { authorization: `Bearer ${key}` } });
+    const reader = streamed.body!.getReader();
+    const first = await reader.read();
+    const firstAt = Date.now();
+    expect(new TextDecoder().decode(first.value)).toBe('first\n');
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+    expect(rest).toBe('second\n');
+    expect(Date.now() - firstAt).toBeGreaterThanOrEqual(400);
+    expect((await fetch(`${url}/v1/functions/echo`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } })).status).toBe(204);
   });
 
   it('spreads the warm pool over the nodes and replaces the instances of a lost node on the other', async () => {

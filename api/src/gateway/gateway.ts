@@ -16,9 +16,9 @@ import {
   requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
+import { AnswerBody, headersOf } from '../../../common/upstream.ts';
 import type { Logger } from '../../../common/log.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
-import { AnswerBody } from './answer-body.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { ClientGone } from './client-gone.ts';
 import type { SlotWaiters } from './waiters.ts';
@@ -543,20 +543,6 @@ export class FunctionGateway {
     }
     await multi.exec().catch(() => undefined);
   }
-}
-
-/** An answer's raw header lines as node:http reads them: names in lower case, repeated ones joined (set-cookie kept apart). */
-function headersOf(raw: Buffer[]): http.IncomingHttpHeaders {
-  const headers: http.IncomingHttpHeaders = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
-    const known = headers[name];
-    if (known === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
-    else if (Array.isArray(known)) known.push(value);
-    else headers[name] = `${known}, ${value}`;
-  }
-  return headers;
 }
 
 function throttled(message: string, retryAfterS: number): BerthError {

@@ -1,9 +1,26 @@
-// The body of an instance's answer as it arrives from the upstream connection,
-// handed to exactly one consumer: piped into the client's response (the
-// synchronous path), or read whole (asynchronous invocations). No stream object
-// per answer: the chunks go from the upstream callback straight to the
-// client's socket, and the upstream is paused while the client is slow.
+// What the function gateway and the agent's proxy share to forward an answer
+// from an instance with undici's dispatcher: its raw header lines read as
+// node:http reads them, and its body as it arrives, handed to exactly one
+// consumer: piped into the client's response, or read whole (asynchronous
+// invocations). No stream object per answer: the chunks go from the upstream
+// callback straight to the client's socket, and the upstream is paused while
+// the client is slow.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
+
+/** An answer's raw header lines as node:http reads them: names in lower case, repeated ones joined (set-cookie kept apart). */
+export function headersOf(raw: Buffer[]): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const known = headers[name];
+    if (known === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(known)) known.push(value);
+    else headers[name] = `${known}, ${value}`;
+  }
+  return headers;
+}
 
 export class AnswerBody {
   private readonly early: Buffer[] = [];
