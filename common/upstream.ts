@@ -7,6 +7,21 @@
 // the client is slow.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
+import { Agent } from 'undici';
+
+/** How long a connection to an instance (or an agent) may stay idle before it is closed. */
+const IDLE_CONNECTION_MS = 60_000;
+
+/**
+ * Keep-alive connections to instances and agents. An idle connection is kept
+ * a minute (as nginx keeps upstream ones), or as long as the instance's
+ * Keep-Alive header says less: a new connection costs the instance a fork or
+ * an accept, and a burst after a pause would pay for dozens at once. The
+ * function's timeout is the only timeout (none of undici's own).
+ */
+export function upstreamAgent(): Agent {
+  return new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: IDLE_CONNECTION_MS });
+}
 
 /** An answer's raw header lines as node:http reads them: names in lower case, repeated ones joined (set-cookie kept apart). */
 export function headersOf(raw: Buffer[]): IncomingHttpHeaders {

@@ -13,11 +13,11 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { Agent as UpstreamAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { asInstance, HOP_BY_HOP, PROXY_HEADERS, type LocalNode } from '../../common/functions.ts';
 import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
-import { AnswerBody, headersOf } from '../../common/upstream.ts';
+import { AnswerBody, headersOf, upstreamAgent } from '../../common/upstream.ts';
 import { getTask } from '../../common/tasks.ts';
 import { CgroupReader } from './stats/cgroup.ts';
 
@@ -110,8 +110,8 @@ export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemory
 }
 
 export function createProxy(o: { token: string; targets: ProxyTargets; logger: Logger }): Proxy {
-  // Keep-alive connections to the instances; the gateway's timeout is the only one (it drops the call).
-  const upstreamAgent = new UpstreamAgent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 4000 });
+  // The gateway's timeout is the only one (it drops the call).
+  const upstream = upstreamAgent();
   const expected = Buffer.from(o.token);
   const local = createLocalNode(o.targets);
   const peakMemoryMiB = (cgroupsPath: string) => local.peakMemoryMiB(cgroupsPath);
@@ -153,7 +153,7 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
       res.once('close', () => {
         if (!res.writableFinished) abortUpstream?.(new Error('the caller went away'));
       });
-      upstreamAgent.dispatch({
+      upstream.dispatch({
         origin: `http://${target.ip}:${target.port}`, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, path: upstreamPath,
         headers, body: hasBody ? req : null,
       }, {
@@ -196,5 +196,5 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
       sendJson(res, 503, 'UNAVAILABLE', 'The agent could not look up the instance');
     });
   };
-  return { handle, local, close: () => upstreamAgent.destroy() };
+  return { handle, local, close: () => upstream.destroy() };
 }

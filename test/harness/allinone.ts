@@ -2,6 +2,7 @@
 // free loopback ports, with its own state dir, bridge and subnet, and removes
 // everything it made afterwards, even when the test failed.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +56,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   });
   const stop = async () => {
     await daemon.stop();
+    killLeftovers(stateDir);
     await cleanAgentHost(stateDir, bridge);
     await rm(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   };
@@ -84,6 +86,22 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
     },
     stop,
   };
+}
+
+/**
+ * Kills what the all-in-one started under `stateDir` and left running (its
+ * redis-server and docker-registry, when it was itself killed before it could
+ * stop them): processes whose working directory or command line is in it.
+ */
+function killLeftovers(stateDir: string): void {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cwd.startsWith(stateDir + '/') || cwd === stateDir || cmdline.includes(stateDir + '/')) process.kill(Number(entry), 'SIGKILL');
+    } catch { /* gone meanwhile, or not ours to read */ }
+  }
 }
 
 /** Polls the API until the task reaches `status` (or STOPPED), returning it. */

@@ -46,13 +46,26 @@ export interface TestCluster {
 
 export async function startCluster(options: { nodeGraceMs?: number } = {}): Promise<TestCluster> {
   const redisServer: TestRedis = await startRedis();
-  const registry = await startRegistry();
+  const registry = await startRegistry().catch(async (err: unknown) => {
+    await redisServer.stop();
+    throw err;
+  });
   const redis = connectRedis(redisServer.url);
   const placement = new Queue<PlacementJob>(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
   const logger = createLogger('test-cluster');
   logger.level = 'error';
-  await pushExampleImages(registry.host);
-  const scheduler: Scheduler = await startScheduler({ redisUrl: redisServer.url, logger, retryDelayMs: 100, nodeGraceMs: options.nodeGraceMs });
+  let scheduler: Scheduler;
+  try {
+    await pushExampleImages(registry.host);
+    scheduler = await startScheduler({ redisUrl: redisServer.url, logger, retryDelayMs: 100, nodeGraceMs: options.nodeGraceMs });
+  } catch (err) {
+    // Nothing half-started outlives a failed start: the caller gets no cluster to stop.
+    await placement.close();
+    redis.disconnect();
+    await registry.stop();
+    await redisServer.stop();
+    throw err;
+  }
   const agents: { daemon?: Daemon; stateDir: string; bridge: string }[] = [];
 
   async function agent(env: Record<string, string> = {}): Promise<AgentProcess> {

@@ -9,14 +9,14 @@
 // X-Berth-Max-Memory-Used-MiB): one HTTP hop instead of two.
 import type http from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent as UpstreamAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { BerthError } from '../../../common/errors.ts';
 import {
   acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, HOP_BY_HOP, localNode, newInstanceId, PROXY_HEADERS, releaseSlot,
   requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
-import { AnswerBody, headersOf } from '../../../common/upstream.ts';
+import { AnswerBody, headersOf, upstreamAgent } from '../../../common/upstream.ts';
 import type { Logger } from '../../../common/log.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -100,12 +100,11 @@ const STATS_FLUSH_MS = 200;
 
 export class FunctionGateway {
   /**
-   * Keep-alive connections to the node agents' /v1/proxy, and straight to the
-   * instances of a node whose agent runs in this process. undici's dispatcher
-   * costs about half the CPU of node:http's client per request; the function's
-   * own timeout is the only one (no headers or body timeout of undici's).
+   * Connections to the node agents' /v1/proxy, and straight to the instances
+   * on this host. undici's dispatcher costs about half the CPU of node:http's
+   * client per request.
    */
-  private readonly upstream = new UpstreamAgent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 4000 });
+  private readonly upstream = upstreamAgent();
   private readonly routes = new Map<string, InstanceRoute>();
   private readonly queued = new Map<string, number>();
   private readonly pending = new Map<string, { tenant: string; name: string; invocations: number; timeouts: number; errors: number; durations: number[] }>();
