@@ -178,6 +178,8 @@ if (cluster.isWorker && process.env[WORKER_ENV] === '1') {
   main().catch(async (err: Error) => {
     logger.fatal({ err: err.message }, 'berth could not start');
     process.stderr.write(`berth: ${err.message}\n`);
+    // What did start is closed as on a shutdown: the agent releases the network namespaces it pooled.
+    for (const close of closers.reverse()) await close().catch(() => undefined);
     for (const daemon of daemons.reverse()) await daemon.stop();
     process.exit(1);
   });

@@ -3,11 +3,22 @@
 // a worker that dies is replaced while the others go on answering (a connection
 // handed to it in the moment it died is lost: Node's round-robin); none
 // outlives the all-in-one; functions are invoked from a worker as from the
-// single process.
-import { readFileSync } from 'node:fs';
+// single process; one that cannot listen stops the all-in-one, leaving no
+// daemon and no network namespace behind.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../common/daemons.ts';
 import { startAllInOne, type AllInOne } from '../harness/allinone.ts';
+import { cleanAgentHost } from '../harness/host-cleanup.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 let aio: AllInOne;
 
@@ -108,4 +119,41 @@ describe('API workers', () => {
     await aio.stop();
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
   }, 30_000);
+
+  it('stops the all-in-one when its workers cannot listen, leaving no daemon and no network namespace', async () => {
+    const blocker = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'berth-aio-'));
+    const suffix = randomBytes(3).toString('hex');
+    const bridge = `bt${suffix}`;
+    const netnsBefore = new Set(readdirSync('/run/netns'));
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'bin/berth-allinone.ts')], {
+        cwd: repo, stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env, BERTH_STATE_DIR: stateDir, BERTH_API_ADDR: `127.0.0.1:${port}`, BERTH_API_WORKERS: '2',
+          BERTH_LOCAL_REDIS_ADDR: `127.0.0.1:${await freePort()}`, BERTH_LOCAL_REGISTRY_ADDR: `127.0.0.1:${await freePort()}`,
+          BERTH_NODE_ID: `test-node-${suffix}`, BERTH_BRIDGE: bridge, BERTH_SUBNET: `10.${200 + (parseInt(suffix, 16) % 50)}.${parseInt(suffix, 16) % 250}.0/24`,
+          REDIS_URL: '', BERTH_REGISTRY: '', LOG_LEVEL: 'warn',
+        },
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(output).toContain('an API worker exited before it listened');
+      expect(output).toContain('EADDRINUSE');
+      expect(readdirSync('/run/netns').filter((n) => !netnsBefore.has(n))).toEqual([]);
+      const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(stateDir); } catch { return false; }
+      });
+      expect(left).toEqual([]);
+    } finally {
+      blocker.close();
+      await cleanAgentHost(stateDir, bridge);
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
