@@ -89,7 +89,11 @@ export async function forkApiWorkers(o: { count: number; env: Record<string, str
         clearTimeout(kill);
         resolve();
       });
-      worker.send({ berth: 'close' });
+      try {
+        worker.send({ berth: 'close' });
+      } catch {
+        worker.process.kill('SIGKILL'); // its channel is gone already: it cannot hear the close
+      }
     })));
   };
 
