@@ -1,6 +1,6 @@
-// What the function gateway and the agent's proxy share to forward an answer
-// from an instance with undici's dispatcher: its raw header lines read as
-// node:http reads them, and its body as it arrives, handed to exactly one
+// What the function gateway and the agent's proxy share to forward a request
+// to an instance with undici's dispatcher: the headers passed on each way, and
+// the answer's body as it arrives, handed to exactly one
 // consumer: piped into the client's response, or read whole (asynchronous
 // invocations). No stream object per answer: the chunks go from the upstream
 // callback straight to the client's socket, and the upstream is paused while
@@ -8,6 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import { Agent } from 'undici';
+import { HOP_BY_HOP, PROXY_HEADERS } from './functions.ts';
 
 /** How long a connection to an instance (or an agent) may stay idle before it is closed. */
 const IDLE_CONNECTION_MS = 60_000;
@@ -23,11 +24,33 @@ export function upstreamAgent(): Agent {
   return new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: IDLE_CONNECTION_MS });
 }
 
-/** An answer's raw header lines as node:http reads them: names in lower case, repeated ones joined (set-cookie kept apart). */
-export function headersOf(raw: Buffer[]): IncomingHttpHeaders {
+/**
+ * What a request's sender must not pass on to the next hop: the connection's
+ * own headers, `expect` (the server that received the request answered its
+ * 100-continue already) and the agent token (the gateway sets its own).
+ */
+export const NOT_FORWARDED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect', PROXY_HEADERS.agentToken]);
+
+/** A request's headers to send on: those in `drop` left out. */
+export function forwardedHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && !drop.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * An answer's raw header lines as node:http reads them (names in lower case,
+ * repeated ones joined, set-cookie kept apart), less the hop-by-hop ones: what
+ * goes back to the caller.
+ */
+export function answerHeaders(raw: Buffer[]): IncomingHttpHeaders {
   const headers: IncomingHttpHeaders = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1').toLowerCase();
+    if (HOP_BY_HOP.has(name)) continue;
     const value = raw[i + 1]!.toString('latin1');
     const known = headers[name];
     if (known === undefined) headers[name] = name === 'set-cookie' ? [value] : value;

@@ -14,10 +14,10 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
-import { asInstance, HOP_BY_HOP, PROXY_HEADERS, type LocalNode } from '../../common/functions.ts';
+import { asInstance, PROXY_HEADERS, type LocalNode } from '../../common/functions.ts';
 import type { Logger } from '../../common/log.ts';
 import type { BerthRedis } from '../../common/redis.ts';
-import { AnswerBody, headersOf, upstreamAgent } from '../../common/upstream.ts';
+import { AnswerBody, answerHeaders, forwardedHeaders, NOT_FORWARDED, upstreamAgent } from '../../common/upstream.ts';
 import { getTask } from '../../common/tasks.ts';
 import { CgroupReader } from './stats/cgroup.ts';
 
@@ -114,7 +114,6 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
   const upstream = upstreamAgent();
   const expected = Buffer.from(o.token);
   const local = createLocalNode(o.targets);
-  const peakMemoryMiB = (cgroupsPath: string) => local.peakMemoryMiB(cgroupsPath);
 
   const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
@@ -137,12 +136,7 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
         req.resume();
         return;
       }
-      const headers: Record<string, string | string[]> = {};
-      for (const name in req.headers) {
-        const value = req.headers[name];
-        if (value === undefined || HOP_BY_HOP.has(name) || name === TOKEN_HEADER || name === 'expect') continue;
-        headers[name] = value;
-      }
+      const headers = forwardedHeaders(req.headers, NOT_FORWARDED);
       const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
       if (!hasBody) delete headers['content-length'];
       const started = process.hrtime.bigint();
@@ -166,13 +160,8 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
           answered = true;
           body.control(resume);
           const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-          const upstreamHeaders = headersOf(rawHeaders);
-          void peakMemoryMiB(target.cgroupsPath).then((mib) => {
-            const out: http.OutgoingHttpHeaders = {};
-            for (const name in upstreamHeaders) {
-              const value = upstreamHeaders[name];
-              if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-            }
+          const out: http.OutgoingHttpHeaders = answerHeaders(rawHeaders);
+          void local.peakMemoryMiB(target.cgroupsPath).then((mib) => {
             out[PROXY_HEADERS.duration] = durationMs.toFixed(2);
             if (mib !== undefined) out[PROXY_HEADERS.maxMemory] = String(mib);
             if (res.destroyed) return;

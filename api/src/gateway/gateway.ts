@@ -12,11 +12,11 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { BerthError } from '../../../common/errors.ts';
 import {
-  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, HOP_BY_HOP, localNode, newInstanceId, PROXY_HEADERS, releaseSlot,
+  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, localNode, newInstanceId, PROXY_HEADERS, releaseSlot,
   requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
-import { AnswerBody, headersOf, upstreamAgent } from '../../../common/upstream.ts';
+import { AnswerBody, answerHeaders, forwardedHeaders, NOT_FORWARDED, upstreamAgent } from '../../../common/upstream.ts';
 import type { Logger } from '../../../common/log.ts';
 import type { BerthRedis } from '../../../common/redis.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -92,8 +92,7 @@ const KEEP_IDLE_MS = 10;
 const KEEP_MAX_AGE_MS = 50;
 
 /** What a client sends that must not reach the instance. */
-// `expect`: the API's server has answered a 100-continue already.
-const STRIPPED = new Set([...HOP_BY_HOP, 'authorization', 'expect', PROXY_HEADERS.agentToken, 'x-berth-invocation-type']);
+const STRIPPED = new Set([...NOT_FORWARDED, 'authorization', 'x-berth-invocation-type']);
 
 /** How long invocation counters gather in memory before they are written. */
 const STATS_FLUSH_MS = 200;
@@ -177,11 +176,7 @@ export class FunctionGateway {
     fn: FunctionRecord, request: ForwardRequest, clientGone: ClientGone,
     instanceId: string, route: InstanceRoute, arrived: number, release: (reusable?: boolean) => void,
   ): Promise<ForwardAnswer> {
-    const headers: Record<string, string | string[]> = {};
-    for (const name in request.headers) {
-      const value = request.headers[name];
-      if (value !== undefined && !STRIPPED.has(name)) headers[name] = value;
-    }
+    const headers = forwardedHeaders(request.headers, STRIPPED);
     headers['x-berth-function'] = fn.name;
     headers['x-berth-function-version'] = String(route.version);
     if (request.body === undefined) delete headers['content-length'];
@@ -277,11 +272,7 @@ export class FunctionGateway {
           failed(String(proxyError));
           return;
         }
-        const out: http.OutgoingHttpHeaders = {};
-        for (const name in upstreamHeaders) {
-          const value = upstreamHeaders[name];
-          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-        }
+        const out: http.OutgoingHttpHeaders = upstreamHeaders;
         const duration = Number(upstreamHeaders[PROXY_HEADERS.duration] ?? Date.now() - started);
         out['x-berth-billed-duration-ms'] = String(Math.max(1, Math.ceil(duration)));
         out['x-berth-instance-id'] = instanceId;
@@ -300,7 +291,7 @@ export class FunctionGateway {
         onHeaders: (status, rawHeaders, resume) => {
           if (status < 200) return true; // 1xx: the final answer follows
           body.control(resume);
-          const headers = headersOf(rawHeaders);
+          const headers = answerHeaders(rawHeaders);
           if (!instance) {
             answer(status, headers);
             return true;
