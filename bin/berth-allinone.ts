@@ -8,14 +8,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { collectDefaultMetrics, Registry } from 'prom-client';
 import { registerLocalNode } from '../common/functions.ts';
 import { loadConfig, parseAddr } from '../common/config.ts';
 import { startRedisServer, startRegistryServer, type Daemon } from '../common/daemons.ts';
 import { createLogger } from '../common/log.ts';
 import { connectRedis } from '../common/redis.ts';
 import { loadSecretBox } from '../common/secret-box.ts';
-import { buildApi, clusterMetricsText, ensureAdminKey, forkApiWorkers, onCloseRequest, shareMetrics } from '../api/src/index.ts';
+import { buildApi, closeWhenAsked, ensureAdminKey, forkApiWorkers, workerMetrics } from '../api/src/index.ts';
 import { startScheduler } from '../scheduler/src/index.ts';
 import { sameHostNode, startAgent } from '../node-agent/src/index.ts';
 import { pushExampleImages } from '../images/examples.ts';
@@ -114,8 +113,6 @@ async function main(): Promise<void> {
 
 /** Set in the environment of the API workers this process forks. */
 const WORKER_ENV = 'BERTH_ALLINONE_API_WORKER';
-/** How long a worker's close may take (requests in flight finishing) before it exits regardless. */
-const WORKER_CLOSE_GRACE_MS = 10_000;
 
 /** BERTH_API_WORKERS: processes serving the API; the host's cores (at most 8) by default. */
 function apiWorkers(): number {
@@ -135,28 +132,17 @@ async function runApiWorker(): Promise<void> {
   const workerLogger = createLogger('api');
   const started: { api?: Awaited<ReturnType<typeof buildApi>>; redis?: ReturnType<typeof connectRedis> } = {};
   let closing = false;
-  // Asked to stop, or the primary is gone (even while this worker still starts): close, and exit in any case.
-  const close = () => {
-    if (closing) return;
+  closeWhenAsked(async () => {
     closing = true;
-    setTimeout(() => process.exit(1), WORKER_CLOSE_GRACE_MS).unref();
-    Promise.resolve(started.api?.close()).then(() => started.redis?.quit())
-      .catch((err: Error) => workerLogger.warn({ err: err.message }, 'close failed'))
-      .finally(() => process.exit(0));
-  };
-  onCloseRequest(close);
-  process.once('disconnect', close);
-  if (!process.connected) close();
-  // The primary stops the workers in its own time; a terminal's Ctrl-C reaches every process of the group.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
+    await started.api?.close();
+    await started.redis?.quit();
+  }, workerLogger);
 
   const redis = started.redis = connectRedis(config.redisUrl!);
   const secretBox = await loadSecretBox(config.secretsKeyFile, { create: false });
   registerLocalNode(config.nodeId, sameHostNode(redis, config.nodeId));
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  shareMetrics(registry);
-  const api = started.api = await buildApi({ redis, logger: workerLogger, secretBox, metricsRegistry: registry, metricsText: clusterMetricsText });
+  const { registry, metricsText } = workerMetrics();
+  const api = started.api = await buildApi({ redis, logger: workerLogger, secretBox, metricsRegistry: registry, metricsText });
   if (closing) return;
   await api.listen({ host: config.apiAddr.host, port: config.apiAddr.port });
 }

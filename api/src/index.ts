@@ -3,4 +3,4 @@ export { buildApi, type ApiDeps } from './app.ts';
 export { ensureAdminKey } from './admin-key.ts';
 export { bullTaskQueues, type TaskQueues } from './queues.ts';
 export { rateLimitFromEnv, type RateLimit } from './auth.ts';
-export { clusterMetricsText, forkApiWorkers, onCloseRequest, shareMetrics, type ApiWorkers } from './workers.ts';
+export { closeWhenAsked, forkApiWorkers, workerMetrics, type ApiWorkers } from './workers.ts';

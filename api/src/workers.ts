@@ -5,7 +5,7 @@
 // stateless API replica on the cluster's Redis. /metrics, whichever worker
 // answers it, shows every worker's series summed (cluster-wide gauges once).
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '../../common/log.ts';
 
 /** The IPC message of a worker's /metrics, and of the primary's answer. */
@@ -27,7 +27,7 @@ export interface ApiWorkers {
 
 /** How long after a worker died another is started in its place. */
 const RESTART_DELAY_MS = 1000;
-/** How long a worker may take to close (its requests in flight finishing) before it is killed. */
+/** How long a worker may take to close (its requests in flight finishing) before it is killed, or exits itself. */
 const CLOSE_GRACE_MS = 10_000;
 
 /**
@@ -106,18 +106,25 @@ export async function forkApiWorkers(o: { count: number; env: Record<string, str
   return { close: stop };
 }
 
-/** In a worker: hands `registry`'s series to the primary when it gathers every worker's. */
-export function shareMetrics(registry: Registry): void {
+/**
+ * In a worker: the registry its API records into (with the process's own
+ * series), shared with the primary, and what its /metrics answers: every
+ * worker's series, gathered and summed by the primary.
+ */
+export function workerMetrics(): { registry: Registry; metricsText: () => Promise<string> } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
   AggregatorRegistry.setRegistries([registry]);
   // prom-client answers the primary's requests once an aggregator exists in the worker.
   new AggregatorRegistry();
+  return { registry, metricsText: clusterMetricsText };
 }
 
 let nextId = 0;
 const answers = new Map<number, { resolve(text: string): void; reject(err: Error): void }>();
 
 /** In a worker: the /metrics text of every worker, summed by the primary. */
-export function clusterMetricsText(): Promise<string> {
+function clusterMetricsText(): Promise<string> {
   if (!cluster.isWorker || !process.send) return Promise.reject(new Error('not an API worker'));
   if (answers.size === 0) process.on('message', onAnswer);
   const id = nextId++;
@@ -137,9 +144,24 @@ function onAnswer(message: unknown): void {
   else waiting.reject(new Error(message.error ?? 'no metrics'));
 }
 
-/** In a worker: calls `close` when the primary asks this worker to stop. */
-export function onCloseRequest(close: () => void): void {
+/**
+ * In a worker: runs `close` once when the primary asks this worker to stop or
+ * is gone (even while the worker still starts), then exits; exits regardless
+ * after CLOSE_GRACE_MS.
+ */
+export function closeWhenAsked(close: () => Promise<void>, logger: Logger): void {
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    setTimeout(() => process.exit(1), CLOSE_GRACE_MS).unref();
+    close().catch((err: Error) => logger.warn({ err: err.message }, 'close failed')).finally(() => process.exit(0));
+  };
   process.on('message', (message: unknown) => {
-    if (typeof message === 'object' && message !== null && (message as { berth?: string }).berth === 'close') close();
+    if (typeof message === 'object' && message !== null && (message as { berth?: string }).berth === 'close') stop();
   });
+  process.once('disconnect', stop);
+  if (!process.connected) stop();
+  // The primary stops the workers in its own time; a terminal's Ctrl-C reaches every process of the group.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
 }
