@@ -1,10 +1,10 @@
 // The all-in-one's API workers (api/src/workers.ts): several processes share
-// the API port; /metrics counts every worker's requests whichever answers it;
-// a worker that dies is replaced while the others go on answering (a connection
-// handed to it in the moment it died is lost: Node's round-robin); none
-// outlives the all-in-one; functions are invoked from a worker as from the
-// single process; one that cannot listen stops the all-in-one, leaving no
-// daemon and no network namespace behind.
+// the API port; /metrics counts every worker's requests whichever answers it,
+// and cluster-wide gauges once; a worker that dies is replaced while the others
+// go on answering (a connection handed to it in the moment it died is lost:
+// Node's round-robin); none outlives the all-in-one; functions are invoked
+// from a worker as from the single process; one that cannot listen stops the
+// all-in-one, leaving no daemon and no network namespace behind.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -81,12 +81,15 @@ describe('API workers', () => {
     const second = countOf((await getOnNewConnection('/metrics')).body, series);
     expect(first - before).toBe(10);
     expect(second).toBe(first);
-    // Cluster-wide gauges are read from Redis once, not once per worker.
-    const nodes = (await getOnNewConnection('/metrics')).body.split('\n').filter((l) => l.startsWith('berth_node_tasks{'));
-    expect(nodes).toHaveLength(1);
+    // Cluster-wide gauges read from Redis are taken once, not summed over the workers.
+    const node = (await aio.api('GET', `/v1/nodes/${aio.nodeId}`)).body;
+    expect(node.cpuTotal).toBeGreaterThan(0);
+    const capacity = `berth_node_cpu_capacity_units{node_id="${aio.nodeId}"}`;
+    expect(countOf((await getOnNewConnection('/metrics')).body, capacity)).toBe(node.cpuTotal);
+    expect(countOf((await getOnNewConnection('/metrics')).body, capacity)).toBe(node.cpuTotal);
   });
 
-  it('invokes a function from a worker, calling the instance on this host directly', async () => {
+  it('invokes a function from a worker, with the instance\'s peak memory in the answer', async () => {
     const deployed = await aio.api('POST', '/v1/functions', { name: 'from-worker', image: 'berth/fn-static:latest', memory: 16 });
     expect(deployed.status).toBe(201);
     for (let i = 0; i < 2; i++) {
