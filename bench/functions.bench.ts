@@ -8,9 +8,10 @@
 //     measured at a fixed offered rate below saturation: 100 concurrent
 //     keep-alive clients, each sending WARM_RATE / 100 requests per second
 //     (WARM_RATE, 2,000/s, in total) from a random phase of its own, for
-//     LOADGEN_SECONDS, by bench/loadgen (C, epoll; each latency counts from when
-//     its request was due, so a slow answer cannot hide the wait of the ones
-//     behind it, as in wrk2), on the static function (one instance,
+//     LOADGEN_SECONDS after LOADGEN_WARMUP_SECONDS at the same rate that are not
+//     counted, by bench/loadgen (C, epoll; each latency counts from when its
+//     request was due, so a slow answer cannot hide the wait of the ones behind
+//     it, as in wrk2, whose calibration period the warm-up is), on the static function (one instance,
 //     concurrency 1,000) through the gateway's function URL; the reference is
 //     the same container called directly on its bridge IP at the same rate. A
 //     closed loop at saturation would measure queueing (latency = clients /
@@ -41,6 +42,8 @@ const CLIENTS = 100;
 const WRK_SECONDS = 5;
 const HEY_SECONDS = 5;
 const LOADGEN_SECONDS = 5;
+/** Seconds each latency run first sends at its rate without counting: it follows a saturating wrk run. */
+const LOADGEN_WARMUP_SECONDS = 1;
 /** Requests per second offered in the latency runs, in total over the CLIENTS. */
 const WARM_RATE = 2000;
 /** hey processes the CLIENTS are spread over, started evenly over one client's period. */
@@ -160,9 +163,9 @@ function buildLoadgen(dir: string): string {
 /** CLIENTS independent keep-alive clients at WARM_RATE in total (bench/loadgen); the latencies' p50 and p99 (ms). */
 function independent(loadgen: string, url: string, headers: string[] = []): Promise<PacedResult> {
   const u = new URL(url);
-  const args = [u.hostname, u.port || '80', u.pathname, String(CLIENTS), String(WARM_RATE / CLIENTS), String(LOADGEN_SECONDS), ...headers];
+  const args = ['-w', String(LOADGEN_WARMUP_SECONDS), u.hostname, u.port || '80', u.pathname, String(CLIENTS), String(WARM_RATE / CLIENTS), String(LOADGEN_SECONDS), ...headers];
   return new Promise((resolve, reject) => {
-    execFile(loadgen, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: (LOADGEN_SECONDS + 30) * 1000 }, (err, stdout, stderr) => {
+    execFile(loadgen, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: (LOADGEN_WARMUP_SECONDS + LOADGEN_SECONDS + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`loadgen: ${stderr || err.message}`));
         return;
@@ -268,7 +271,7 @@ const benchmark: Benchmark = async () => {
         throughput.reference.push(wrk(direct).rps);
       }
       const pick = (runs: PacedResult[], p: 'p50' | 'p99') => median(runs.map((r) => r[p]));
-      const independentName = `the container called directly at the same offered rate: ${WARM_RATE} requests/s from ${CLIENTS} independent keep-alive clients (bench/loadgen), ${LOADGEN_SECONDS} s`;
+      const independentName = `the container called directly at the same offered rate: ${WARM_RATE} requests/s from ${CLIENTS} independent keep-alive clients (bench/loadgen), ${LOADGEN_SECONDS} s after ${LOADGEN_WARMUP_SECONDS} s not counted`;
       const lockstepName = `the container called directly at the same offered rate: ${WARM_RATE} requests/s from ${CLIENTS} keep-alive clients ticking 10 at a time (hey, ${HEY_GROUPS} staggered processes), ${HEY_SECONDS} s`;
       const saturated = `the container called directly (wrk -c${CLIENTS}, ${WRK_SECONDS} s, at saturation)`;
       figures.push(

@@ -2,7 +2,7 @@
  * loadgen: independent HTTP/1.1 keep-alive clients at a constant rate, for
  * latency figures without coordinated omission (as wrk2 measures).
  *
- *   loadgen HOST PORT PATH CLIENTS RATE_PER_CLIENT SECONDS [HEADER ...]
+ *   loadgen [-w WARMUP_SECONDS] HOST PORT PATH CLIENTS RATE_PER_CLIENT SECONDS [HEADER ...]
  *
  * Each client owns one connection and sends GET PATH every 1/RATE_PER_CLIENT
  * seconds from a random phase of its own, so the clients' requests do not
@@ -10,7 +10,10 @@
  * A request due while the client still waits for the previous answer goes out
  * as soon as that answer is in, and its latency counts from when it was due.
  * Prints one line per answer, "<latency µs> <status>", on stdout; errors on
- * stderr, exit status 1 when a connection fails.
+ * stderr, exit status 1 when a connection fails. With -w, the clients first
+ * send at the same rate for WARMUP_SECONDS and those answers are not printed
+ * (as wrk2's calibration period): the figures are of the steady state, not of
+ * the server settling after whatever ran before.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -82,8 +85,14 @@ static long answer_length(const char *buf, size_t len, int *status)
 
 int main(int argc, char **argv)
 {
-	if (argc < 7) {
-		fprintf(stderr, "usage: loadgen HOST PORT PATH CLIENTS RATE_PER_CLIENT SECONDS [HEADER ...]\n");
+	double warmup = 0;
+	if (argc > 2 && strcmp(argv[1], "-w") == 0) {
+		warmup = atof(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 7 || warmup < 0) {
+		fprintf(stderr, "usage: loadgen [-w WARMUP_SECONDS] HOST PORT PATH CLIENTS RATE_PER_CLIENT SECONDS [HEADER ...]\n");
 		return 2;
 	}
 	const char *host = argv[1];
@@ -117,7 +126,8 @@ int main(int argc, char **argv)
 
 	uint64_t period = (uint64_t)(1e9 / rate);
 	uint64_t start = now_ns() + 100000000u; /* connect first, then begin */
-	uint64_t stop = start + (uint64_t)(seconds * 1e9);
+	uint64_t measured_from = start + (uint64_t)(warmup * 1e9);
+	uint64_t stop = measured_from + (uint64_t)(seconds * 1e9);
 	struct client *cs = calloc((size_t)clients, sizeof *cs);
 	if (!cs) die("calloc");
 	srand((unsigned)(start ^ (uint64_t)getpid()));
@@ -179,7 +189,7 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			if (len == 0 || c->sent_due == 0) continue;
-			printf("%llu %d\n", (unsigned long long)((now_ns() - c->sent_due) / 1000u), status);
+			if (c->sent_due >= measured_from) printf("%llu %d\n", (unsigned long long)((now_ns() - c->sent_due) / 1000u), status);
 			memmove(c->buf, c->buf + len, c->have - (size_t)len);
 			c->have -= (size_t)len;
 			c->sent_due = 0;
