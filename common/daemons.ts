@@ -1,5 +1,5 @@
 // Starting and stopping helper daemons (redis-server, docker-registry), by the pids we started.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 
@@ -37,7 +37,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Spawns a daemon, keeping its output for failure messages; stop() kills that pid only. */
 /** Daemons this process started and has not stopped: ended with it, whatever way it exits. */
 const running = new Set<ChildProcess>();
 let exitHook = false;
@@ -52,8 +51,26 @@ function endWithThisProcess(child: ChildProcess): void {
   });
 }
 
+let setprivFound: boolean | undefined;
+
+/**
+ * How to start `command` so that the kernel sends it SIGTERM when this process
+ * dies, even by SIGKILL, which no exit hook sees: util-linux's setpriv sets the
+ * parent-death signal and then execs the command (same pid). Without setpriv,
+ * the command as it is.
+ */
+function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
+  setprivFound ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).error === undefined;
+  return setprivFound ? ['setpriv', ['--pdeathsig', 'SIGTERM', '--', command, ...args]] : [command, args];
+}
+
+/**
+ * Spawns a daemon, keeping its output for failure messages; stop() kills that
+ * pid only. The daemon ends with this process however this process ends.
+ */
 export function startDaemon(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+  const [file, argv] = withParentDeathSignal(command, args);
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
   endWithThisProcess(child);
   let output = '';
   const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000); };
