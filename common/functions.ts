@@ -73,7 +73,7 @@ export interface LocalInstance {
   ip: string;
   port: number;
   /** The instance's peak memory so far (MiB), what X-Berth-Max-Memory-Used-MiB reports. */
-  peakMemoryMiB(): Promise<number | undefined>;
+  peakMemoryMiB(): number | undefined;
 }
 
 /**

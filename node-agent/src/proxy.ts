@@ -10,7 +10,7 @@
 // The same instances are offered to a gateway in this process (`local`, see
 // LocalNode in common/functions.ts), which then adds those headers itself.
 import { timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -79,11 +79,14 @@ export interface Proxy {
 }
 
 /** The instances of `targets`, for a gateway on this host; reads their peak memory from their cgroups. */
-export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> } {
+export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemoryMiB(cgroupsPath: string): number | undefined } {
   const cgroups = new CgroupReader();
   /** The instance's peak memory, read from its cgroup at most every PEAK_CACHE_MS. */
-  const peaks = new Map<string, { at: number; mib: Promise<number | undefined> }>();
-  function peakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
+  const peaks = new Map<string, { at: number; mib: number | undefined }>();
+  // Read synchronously: a cgroup file is the kernel's counter, never the disk,
+  // and an asynchronous read (open, fstat, read, close on the thread pool) kept
+  // every answer of the moment waiting for it, milliseconds on a busy host.
+  function peakMemoryMiB(cgroupsPath: string): number | undefined {
     const hit = peaks.get(cgroupsPath);
     if (hit && Date.now() - hit.at < PEAK_CACHE_MS) return hit.mib;
     if (peaks.size > 10_000) peaks.clear();
@@ -92,11 +95,16 @@ export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemory
     return mib;
   }
 
-  async function readPeakMemoryMiB(cgroupsPath: string): Promise<number | undefined> {
+  function readPeakMemoryMiB(cgroupsPath: string): number | undefined {
     const mem = cgroups.dir('memory', cgroupsPath);
     if (!mem) return undefined;
-    const raw = await readFile(path.join(mem.dir, mem.v2 ? 'memory.peak' : 'memory.max_usage_in_bytes'), 'utf8').catch(() => undefined);
-    const bytes = Number(raw?.trim());
+    let raw: string;
+    try {
+      raw = readFileSync(path.join(mem.dir, mem.v2 ? 'memory.peak' : 'memory.max_usage_in_bytes'), 'utf8');
+    } catch {
+      return undefined; // the instance's cgroup is gone
+    }
+    const bytes = Number(raw.trim());
     return Number.isFinite(bytes) && bytes > 0 ? Math.ceil(bytes / 2 ** 20) : undefined;
   }
 
@@ -161,13 +169,12 @@ export function createProxy(o: { token: string; targets: ProxyTargets; logger: L
           body.control(resume);
           const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
           const out: http.OutgoingHttpHeaders = answerHeaders(rawHeaders);
-          void local.peakMemoryMiB(target.cgroupsPath).then((mib) => {
-            out[PROXY_HEADERS.duration] = durationMs.toFixed(2);
-            if (mib !== undefined) out[PROXY_HEADERS.maxMemory] = String(mib);
-            if (res.destroyed) return;
-            res.writeHead(status, statusText, out);
-            body.pipe(res);
-          });
+          out[PROXY_HEADERS.duration] = durationMs.toFixed(2);
+          const mib = local.peakMemoryMiB(target.cgroupsPath);
+          if (mib !== undefined) out[PROXY_HEADERS.maxMemory] = String(mib);
+          if (res.destroyed) return true;
+          res.writeHead(status, statusText, out);
+          body.pipe(res);
           return true;
         },
         onData: (chunk) => body.push(chunk),

@@ -214,8 +214,6 @@ export class FunctionGateway {
       const body = new AnswerBody();
       let statusCode = 502;
       let memoryMiB: number | undefined;
-      /** The answer ended before its head was handed on. */
-      let complete = false;
 
       let finishedResolve: () => void = () => undefined;
       const finished = new Promise<void>((r) => { finishedResolve = r; });
@@ -263,7 +261,6 @@ export class FunctionGateway {
       }
 
       const answer = (status: number, upstreamHeaders: http.IncomingHttpHeaders) => {
-        if (settled) return; // cut (timeout, client gone) while its peak memory was read
         settled = true;
         statusCode = status;
         const proxyError = upstreamHeaders[PROXY_HEADERS.proxyError];
@@ -280,7 +277,6 @@ export class FunctionGateway {
         if (coldStart) out['x-berth-cold-start'] = 'true';
         memoryMiB = Number(upstreamHeaders[PROXY_HEADERS.maxMemory]) || undefined;
         resolve({ statusCode: status, headers: out, body, instanceId, coldStart, finished });
-        if (complete) done('ok', status);
       };
 
       const handler: Dispatcher.DispatchHandlers = {
@@ -292,24 +288,20 @@ export class FunctionGateway {
           if (status < 200) return true; // 1xx: the final answer follows
           body.control(resume);
           const headers = answerHeaders(rawHeaders);
-          if (!instance) {
-            answer(status, headers);
-            return true;
-          }
-          // What the agent's proxy reports on the other path: the time to the
-          // instance's response headers and the instance's peak memory.
-          headers[PROXY_HEADERS.duration] = (Number(process.hrtime.bigint() - sent) / 1e6).toFixed(2);
-          void instance.peakMemoryMiB().then((mib) => {
+          if (instance) {
+            // What the agent's proxy reports on the other path: the time to the
+            // instance's response headers and the instance's peak memory.
+            headers[PROXY_HEADERS.duration] = (Number(process.hrtime.bigint() - sent) / 1e6).toFixed(2);
+            const mib = instance.peakMemoryMiB();
             if (mib !== undefined) headers[PROXY_HEADERS.maxMemory] = String(mib);
-            answer(status, headers);
-          }, () => answer(status, headers));
+          }
+          answer(status, headers);
           return true;
         },
         onData: (chunk) => body.push(chunk),
         onComplete: () => {
           body.end();
-          if (settled) done('ok', statusCode);
-          else complete = true; // the whole answer came while its peak memory was read
+          done('ok', statusCode);
         },
         onError: (err) => {
           if (!settled) {
