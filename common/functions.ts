@@ -150,6 +150,7 @@ interface SlotScripts {
   slotRegisterInstance(live: string, ready: string, inflight: string, instances: string, id: string, route: string, channel: string, message: string): Promise<number>;
   slotDrainInstance(live: string, ready: string, inflight: string, draining: string, id: string, onlyIdle: '0' | '1'): Promise<number>;
   slotAddInstances(live: string, cap: number, ...ids: string[]): Promise<string[]>;
+  renewSlots(ready: string, leaseSet: string, id: string, expiry: number, ...leases: string[]): Promise<number>;
 }
 
 const scripts = (redis: BerthRedis) => redis as unknown as SlotScripts;
@@ -355,6 +356,16 @@ export async function acquireSlot(redis: BerthRedis, tenant: string, name: strin
 export async function releaseSlot(redis: BerthRedis, tenant: string, name: string, lease: string): Promise<number> {
   const k = functionKeys(tenant, name);
   return scripts(redis).releaseSlot(k.ready, k.inflight, k.lastUsed, k.waiters, k.leases, lease, Date.now(), FUNCTION_EVENTS_CHANNEL, fnId(tenant, name));
+}
+
+/**
+ * Extends the leases of slots kept on an instance while it is routable: true
+ * when it is (the slots may go on being reused), false when it is out of
+ * routing (give them back).
+ */
+export async function renewSlots(redis: BerthRedis, tenant: string, name: string, instanceId: string, leases: string[], timeoutMs: number): Promise<boolean> {
+  const k = functionKeys(tenant, name);
+  return (await scripts(redis).renewSlots(k.ready, k.leases, instanceId, Date.now() + timeoutMs + SLOT_LEASE_MARGIN_MS, ...leases)) === 1;
 }
 
 /** Gives back the slots whose leases expired (their API replica died holding them); how many. */

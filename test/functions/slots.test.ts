@@ -2,7 +2,7 @@
 // autoscaler's arithmetic: no containers, so these run in a second.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  acquireSlot, drainInstance, functionKeys, reapSlots, registerInstance, releaseSlot, removeInstance, requestInstance, SLOT_LEASE_MARGIN_MS,
+  acquireSlot, drainInstance, functionKeys, reapSlots, registerInstance, releaseSlot, removeInstance, renewSlots, requestInstance, SLOT_LEASE_MARGIN_MS,
   type AcquireResult, type InstanceRoute,
 } from '../../common/functions.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
@@ -99,6 +99,27 @@ describe('slot scripts', () => {
     expect(await redis.hget(k.inflight, 'a')).toBe('1');
     expect(await reapSlots(redis, 't', live)).toBe(0);
     expect(await releaseSlot(redis, 't', live, leaseOf(kept))).toBe(0);
+  });
+
+  it('renew the kept slots of a routable instance (their leases outlast the reaper) and none of a drained one', async () => {
+    const name = await fn(['a']);
+    const k = functionKeys('t', name);
+    const kept = leaseOf(await acquireSlot(redis, 't', name, 10, T));
+    const released = leaseOf(await acquireSlot(redis, 't', name, 10, T));
+    expect(await releaseSlot(redis, 't', name, released)).toBe(1);
+    const expiry = Number(await redis.zscore(k.leases, kept));
+    // An hour later the API replica still keeps the slot: renewed, it is not the reaper's.
+    expect(await renewSlots(redis, 't', name, 'a', [kept, released], 3_600_000)).toBe(true);
+    const renewed = Number(await redis.zscore(k.leases, kept));
+    expect(renewed - expiry).toBeGreaterThan(3_600_000 - T - 5000);
+    expect(await reapSlots(redis, 't', name, expiry)).toBe(0);
+    expect(await redis.zscore(k.leases, released)).toBeNull(); // a lease given back is not brought back
+    expect(await redis.hget(k.inflight, 'a')).toBe('1');
+    // Drained: the renewal says so and changes nothing; the replica gives the slot back.
+    expect(await drainInstance(redis, 't', name, 'a', false)).toBe(1);
+    expect(await renewSlots(redis, 't', name, 'a', [kept], 3_600_000)).toBe(false);
+    expect(Number(await redis.zscore(k.leases, kept))).toBe(renewed);
+    expect(await releaseSlot(redis, 't', name, kept)).toBe(0);
   });
 
   it('start one instance per waiting request that no starting instance covers, never beyond the maximum', async () => {

@@ -13,7 +13,7 @@ import type { Dispatcher } from 'undici';
 import { BerthError } from '../../../common/errors.ts';
 import {
   acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, localNode, newInstanceId, PROXY_HEADERS, releaseSlot,
-  requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
+  renewSlots, requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
 import { AnswerBody, answerHeaders, forwardedHeaders, NOT_FORWARDED, upstreamAgent } from '../../../common/upstream.ts';
@@ -66,8 +66,17 @@ interface Slot {
   instanceId: string;
   lease: string;
   route: InstanceRoute;
-  /** When Redis gave it (Date.now()). */
-  acquiredAt: number;
+}
+
+/** The slots this replica holds on one instance (in use or kept), and when Redis last said it is routable. */
+interface HeldSlots {
+  tenant: string;
+  name: string;
+  slots: Set<Slot>;
+  /** The function's timeout (ms): a renewed lease lasts as long as one taken now. */
+  timeoutMs: number;
+  /** Date.now() when the last acquire or renewal that found the instance routable was sent; 0 once one found it out of routing. */
+  confirmedAt: number;
 }
 
 /** A slot kept between two requests, and the timer that gives it back when no request comes. */
@@ -80,16 +89,19 @@ interface KeptSlot {
 // API replica between requests, so a busy function's requests mostly skip the
 // slot scripts' round trip. A kept slot stays counted in flight (the autoscaler
 // sees a little more load than there is: at most concurrency / KEEP_MIN_CONCURRENCY
-// slots per replica, for KEEP_IDLE_MS), and a slot is reused only within
-// KEEP_MAX_AGE_MS of being taken from Redis: an instance taken out of routing
-// gets no new request from a kept slot after that, and the slot's lease (the
-// function's timeout plus a minute) outlasts every request started on it.
+// slots per replica, for KEEP_IDLE_MS), and a slot takes a new request only
+// while Redis said its instance is routable less than KEEP_MAX_AGE_MS ago: the
+// replica renews the slots it holds every RENEW_EVERY_MS (renew-slots.lua, off
+// the requests' path, which also extends their leases), so an instance taken
+// out of routing gets no new request from a kept slot after KEEP_MAX_AGE_MS.
 /** The least concurrency per instance for which slots are kept. */
 const KEEP_MIN_CONCURRENCY = 50;
 /** How long a slot no request takes is kept before it is given back. */
-const KEEP_IDLE_MS = 10;
-/** How long after Redis gave it a slot may take new requests. */
+const KEEP_IDLE_MS = 100;
+/** How long after Redis last said its instance is routable a slot may take new requests. */
 const KEEP_MAX_AGE_MS = 50;
+/** How often the slots held are renewed. */
+const RENEW_EVERY_MS = 20;
 
 /** What a client sends that must not reach the instance. */
 const STRIPPED = new Set([...NOT_FORWARDED, 'authorization', 'x-berth-invocation-type']);
@@ -113,6 +125,10 @@ export class FunctionGateway {
   private writesHeld = false;
   /** Slots kept between requests, by function (fnId). */
   private readonly kept = new Map<string, KeptSlot[]>();
+  /** Slots held of functions whose slots are kept, by instance id: what the renewals renew. */
+  private readonly held = new Map<string, HeldSlots>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
   private closing = false;
 
   constructor(private readonly o: GatewayOptions) {
@@ -138,6 +154,7 @@ export class FunctionGateway {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.renewTimer);
     const kept = [...this.kept.values()].flat();
     this.kept.clear();
     await Promise.all(kept.map(({ slot, timer }) => {
@@ -331,8 +348,9 @@ export class FunctionGateway {
     const kept = this.takeKept(fn);
     if (kept) return kept;
     this.holdWrites();
+    const firstSent = Date.now();
     const first = await acquireSlot(redis, fn.tenant, fn.name, concurrency, timeoutMs);
-    if (first.ok) return this.withRoute(fn, first, clientGone);
+    if (first.ok) return this.withRoute(fn, first, firstSent, clientGone);
 
     const id = fnId(fn.tenant, fn.name);
     const queued = this.queued.get(id) ?? 0;
@@ -359,8 +377,9 @@ export class FunctionGateway {
         if (clientGone.aborted) throw new BerthError('BAD_REQUEST', 'The client went away');
         const keptNow = this.takeKept(fn);
         if (keptNow) return keptNow;
+        const sent = Date.now();
         const r = await acquireSlot(redis, fn.tenant, fn.name, concurrency, timeoutMs, waiterId);
-        if (r.ok) return await this.withRoute(fn, r, clientGone);
+        if (r.ok) return await this.withRoute(fn, r, sent, clientGone);
         const failure = started.length > 0 ? await this.startFailure(started) : undefined;
         if (failure) throw new BerthError('FUNCTION_START_FAILED', `No instance of ${fn.name} could start: ${failure}`);
         if (Date.now() >= deadline) {
@@ -388,8 +407,8 @@ export class FunctionGateway {
     return reasons[reasons.length - 1];
   }
 
-  private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, clientGone: ClientGone): Promise<Slot> {
-    const acquiredAt = Date.now();
+  /** The slot Redis gave (asked for at `sentAt`), with its instance's route. */
+  private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, sentAt: number, clientGone: ClientGone): Promise<Slot> {
     let route = this.routes.get(instanceId);
     if (!route) {
       const found = await getRoute(this.o.redis, fn.tenant, fn.name, instanceId);
@@ -402,7 +421,50 @@ export class FunctionGateway {
       if (this.routes.size > 10_000) this.routes.clear();
       this.routes.set(instanceId, route);
     }
-    return { tenant: fn.tenant, name: fn.name, instanceId, lease, route, acquiredAt };
+    const slot: Slot = { tenant: fn.tenant, name: fn.name, instanceId, lease, route };
+    if (fn.config.concurrency >= KEEP_MIN_CONCURRENCY) this.hold(slot, fn.config.timeout * 1000, sentAt);
+    return slot;
+  }
+
+  /** Counts a slot of a function whose slots are kept as held, for the renewals. */
+  private hold(slot: Slot, timeoutMs: number, confirmedAt: number): void {
+    let held = this.held.get(slot.instanceId);
+    if (!held) {
+      held = { tenant: slot.tenant, name: slot.name, slots: new Set(), timeoutMs, confirmedAt };
+      this.held.set(slot.instanceId, held);
+    }
+    held.slots.add(slot);
+    if (held.confirmedAt > 0) held.confirmedAt = Math.max(held.confirmedAt, confirmedAt);
+    this.renewTimer ??= setInterval(() => this.renew(), RENEW_EVERY_MS).unref();
+  }
+
+  /** True when Redis said the slot's instance is routable recently enough for the slot to take a new request. */
+  private confirmed(slot: Slot): boolean {
+    const held = this.held.get(slot.instanceId);
+    return held !== undefined && Date.now() - held.confirmedAt < KEEP_MAX_AGE_MS && this.routes.has(slot.instanceId);
+  }
+
+  /** Renews the slots held on each instance; gives back the kept ones of an instance out of routing. */
+  private renew(): void {
+    if (this.renewing) return;
+    if (this.held.size === 0) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = undefined;
+      return;
+    }
+    this.renewing = true;
+    this.holdWrites();
+    const sentAt = Date.now();
+    void Promise.all([...this.held].map(async ([instanceId, held]) => {
+      const leases = [...held.slots].map((slot) => slot.lease);
+      if (await renewSlots(this.o.redis, held.tenant, held.name, instanceId, leases, held.timeoutMs)) {
+        if (held.confirmedAt > 0) held.confirmedAt = Math.max(held.confirmedAt, sentAt);
+      } else {
+        held.confirmedAt = 0;
+        this.dropKept(instanceId);
+      }
+    })).catch((err: Error) => this.o.logger.warn({ err: err.message }, 'renewing the kept slots failed'))
+      .finally(() => { this.renewing = false; });
   }
 
   /** A slot this replica kept from an earlier request of the function, still young enough to use. */
@@ -411,7 +473,7 @@ export class FunctionGateway {
     while (pool && pool.length > 0) {
       const { slot, timer } = pool.pop()!;
       clearTimeout(timer);
-      if (Date.now() - slot.acquiredAt < KEEP_MAX_AGE_MS && this.routes.has(slot.instanceId)) return slot;
+      if (this.confirmed(slot)) return slot;
       void this.giveBack(slot);
     }
     return undefined;
@@ -420,8 +482,7 @@ export class FunctionGateway {
   /** After a request: keeps its slot for the function's next request when allowed and worth it, else gives it back. */
   private keepOrGiveBack(fn: FunctionRecord, slot: Slot, reusable: boolean): void {
     const { concurrency } = fn.config;
-    if (reusable && !this.closing && concurrency >= KEEP_MIN_CONCURRENCY
-      && Date.now() - slot.acquiredAt < KEEP_MAX_AGE_MS && this.routes.has(slot.instanceId)) {
+    if (reusable && !this.closing && concurrency >= KEEP_MIN_CONCURRENCY && this.confirmed(slot)) {
       const id = fnId(fn.tenant, fn.name);
       let pool = this.kept.get(id);
       if (!pool) {
@@ -446,6 +507,8 @@ export class FunctionGateway {
   }
 
   private giveBack(slot: Slot): Promise<void> {
+    const held = this.held.get(slot.instanceId);
+    if (held?.slots.delete(slot) && held.slots.size === 0) this.held.delete(slot.instanceId);
     this.holdWrites();
     return releaseSlot(this.o.redis, slot.tenant, slot.name, slot.lease).then(
       () => undefined,
