@@ -81,6 +81,8 @@ export const FUNCTION_EVENTS_CHANNEL = `${P}:fn-events`;
 export const API_KEYS_REVOKED_CHANNEL = `${P}:apikeys-revoked`;
 /** Pub/sub channel: `<tenant>/<name>` of a function deployed again or deleted: replicas drop their cached record. */
 export const FUNCTIONS_CHANGED_CHANNEL = `${P}:functions-changed`;
+/** Pub/sub channel: the id of a node a task just stopped on (its reservation released): schedulers retry the tasks waiting for room at once. */
+export const CAPACITY_FREED_CHANNEL = `${P}:capacity-freed`;
 
 // Queue names are hash tags so each queue's keys share one Redis Cluster slot
 // while different queues spread over the shards.

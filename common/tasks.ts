@@ -1,6 +1,6 @@
 // The task store: task records in Redis hashes, and the one way to move a task
 // through its lifecycle (common/lua/transition-task-3.lua).
-import { keys } from './keys.ts';
+import { CAPACITY_FREED_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 import type { HealthStatus, PlacementDemand, Task, TaskRecord, TaskStatus } from './types.ts';
 
@@ -59,7 +59,11 @@ export async function transitionTask(
       keys.task(taskId), keys.node(nodeId), keys.nodeTasks(nodeId), groupKey ?? keys.task(taskId),
       nodeId, status, taskId, ...encode(fields),
     );
-    if (code === 1) return 'moved';
+    if (code === 1) {
+      // Whatever its node held for it is free now: a scheduler retries at once the tasks waiting for room.
+      if (status === 'STOPPED' && nodeId !== '') void redis.publish(CAPACITY_FREED_CHANNEL, nodeId).catch(() => undefined);
+      return 'moved';
+    }
     if (code === 0) return 'unchanged';
     if (code === -1) return 'missing';
     // -2: placed on a node between our read and the script: read again.

@@ -1,5 +1,7 @@
 // The scheduler daemon's parts: the placement worker and the liveness sweep.
-import { BULLMQ_PREFIX, queues } from '../../common/keys.ts';
+import { Queue } from 'bullmq';
+import { InvalidationListener } from '../../common/invalidations.ts';
+import { BULLMQ_PREFIX, CAPACITY_FREED_CHANNEL, queues } from '../../common/keys.ts';
 import { closeRedis, connectRedis } from '../../common/redis.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PlacementJob } from '../../common/types.ts';
@@ -7,6 +9,7 @@ import { indexHeartbeats, sweepLostNodes } from './liveness.ts';
 import { autoscalerOptionsFromEnv, startAutoscaler, type AutoscalerOptions } from './autoscaler.ts';
 import { startConsumer } from './consumer.ts';
 import { createSchedulerMetrics, serveMetrics } from './metrics.ts';
+import { NodeCache } from './node-cache.ts';
 import { createPlacementProcessor, nodeQueueCache } from './placement.ts';
 
 export interface SchedulerOptions {
@@ -16,7 +19,7 @@ export interface SchedulerOptions {
   concurrency?: number;
   /** @defaultValue 10 minutes */
   placementDeadlineMs?: number;
-  /** @defaultValue 500 ms */
+  /** How soon tasks that found no room look again, unless a task stops first. @defaultValue 500 ms */
   retryDelayMs?: number;
   /** A node silent for longer is LOST. @defaultValue 10 s (Nomad's) */
   nodeGraceMs?: number;
@@ -34,19 +37,72 @@ export interface Scheduler {
   close(): Promise<void>;
 }
 
+/** The least time between two retries of the placements waiting for room that stops trigger. */
+const RETRY_SPACING_MS = 20;
+
+/**
+ * `task` run on demand, one run at a time and at most one per `spacingMs`:
+ * demands meanwhile make one more run after it.
+ */
+function coalesced(spacingMs: number, task: () => Promise<void>, onError: (err: Error) => void): { run(): void; stop(): void } {
+  let running = false;
+  let again = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const run = (): void => {
+    if (stopped || timer) return; // the run already due covers this demand
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    task().catch(onError).finally(() => {
+      running = false;
+      if (!again || stopped) return;
+      again = false;
+      timer = setTimeout(() => {
+        timer = undefined;
+        run();
+      }, spacingMs);
+    });
+  };
+  return {
+    run,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   const redis = connectRedis(o.redisUrl);
   const workerConnection = connectRedis(o.redisUrl);
   const nodeQueues = nodeQueueCache(redis);
   const graceMs = o.nodeGraceMs ?? 10_000;
   const metrics = createSchedulerMetrics({ redis });
+  const nodeCacheMs = o.nodeCacheMs ?? 1000;
+  const nodeCache = new NodeCache(redis, nodeCacheMs);
   const processor = metrics.instrument(createPlacementProcessor(
     {
       redis, logger: o.logger, placementDeadlineMs: o.placementDeadlineMs ?? 600_000,
-      retryDelayMs: o.retryDelayMs ?? 500, nodeCacheMs: o.nodeCacheMs ?? 1000,
+      retryDelayMs: o.retryDelayMs ?? 500, nodeCacheMs,
     },
     nodeQueues.get,
+    nodeCache,
   ));
+  // A task stopped and freed room on its node: the placements waiting (delayed) for room go again now,
+  // on a fresh view of the nodes, instead of at their next retry. Stops in a burst make one retry.
+  const placementQueue = new Queue(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
+  const retryWaiting = coalesced(RETRY_SPACING_MS, async () => {
+    await nodeCache.refresh();
+    await placementQueue.promoteJobs();
+  }, (err) => o.logger.warn({ err: err.message }, 'retrying the placements waiting for room failed'));
+  const capacityFreed = new InvalidationListener(redis, CAPACITY_FREED_CHANNEL, {
+    changed: retryWaiting.run,
+    subscribed: () => undefined,
+    onError: (err) => o.logger.warn({ err: err.message }, 'capacity-freed subscription error'),
+  });
   const consumer = await startConsumer<PlacementJob>({
     queue: queues.placement,
     prefix: BULLMQ_PREFIX,
@@ -69,6 +125,9 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
     address: server?.address,
     async close() {
       clearInterval(sweep);
+      capacityFreed.close();
+      retryWaiting.stop();
+      await placementQueue.close();
       await autoscaler.close();
       await server?.close();
       await consumer.close();

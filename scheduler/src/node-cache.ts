@@ -44,6 +44,11 @@ export class NodeCache {
     }
   }
 
+  /** Loads the view now, e.g. when a node has just freed room. */
+  async refresh(): Promise<void> {
+    await this.reload();
+  }
+
   /** Asks for a fresh view, e.g. after the script said a node no longer fits. */
   invalidate(): void {
     if (this.loadedAt !== 0) this.loadedAt = 1;

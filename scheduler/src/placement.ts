@@ -83,8 +83,7 @@ interface RunPlacement {
   retry?: PlacementRun;
 }
 
-export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues) {
-  const nodeCache = new NodeCache(o.redis, o.nodeCacheMs);
+export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQueues, nodeCache = new NodeCache(o.redis, o.nodeCacheMs)) {
 
   /** Reserves room for the run's tasks, one after the other, each seeing where the ones before it went. */
   async function placeRun(run: PlacementRun): Promise<RunPlacement> {

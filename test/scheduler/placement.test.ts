@@ -143,6 +143,22 @@ describe('placement', () => {
     expect(placed.nodeId).toBe('late');
   });
 
+  it('places a task waiting for room as soon as a task on the full node stops, not at its next retry', async () => {
+    await node('one', 1024, 1024);
+    await scheduler({ retryDelayMs: 600_000 }); // only the stop can bring the waiting task back within the test
+    const first = newTask(1024, 512);
+    await submit([first]);
+    await until('the first PENDING', async () => (await getTask(redis, first.taskId))?.lastStatus === 'PENDING');
+    const waiting = newTask(1024, 512);
+    await submit([waiting]);
+    await until('the second delayed for room', async () => (await placement.getDelayedCount()) === 1);
+    expect((await getTask(redis, waiting.taskId))?.lastStatus).toBe('PROVISIONING');
+    expect(await transitionTask(redis, first.taskId, 'STOPPED', { stoppedReason: 'done' })).toBe('moved');
+    const placed = await until('the second PENDING', async () => { const t = await getTask(redis, waiting.taskId); return t?.lastStatus === 'PENDING' && t; }, 10_000);
+    expect(placed.nodeId).toBe('one');
+    expect(await getNode(redis, 'one')).toMatchObject({ cpuReserved: 1024, memoryReserved: 512 });
+  });
+
   it('stops a task that finds no capacity before the deadline, naming the short resource', async () => {
     await node('tiny', 4096, 256);
     await scheduler({ placementDeadlineMs: 300 });
