@@ -38,33 +38,43 @@ export interface Scheduler {
 }
 
 /** The least time between two retries of the placements waiting for room that stops trigger. */
-const RETRY_SPACING_MS = 20;
+const RETRY_SPACING_MS = 100;
 
 /**
- * `task` run on demand, one run at a time and at most one per `spacingMs`:
- * demands meanwhile make one more run after it.
+ * `task` run on demand, one run at a time and runs started at least
+ * `spacingMs` apart: demands meanwhile make one more run.
  */
 function coalesced(spacingMs: number, task: () => Promise<void>, onError: (err: Error) => void): { run(): void; stop(): void } {
   let running = false;
   let again = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let lastStart = -Infinity;
+  const start = (): void => {
+    running = true;
+    lastStart = Date.now();
+    task().catch(onError).finally(() => {
+      running = false;
+      if (!again) return;
+      again = false;
+      run();
+    });
+  };
   const run = (): void => {
     if (stopped || timer) return; // the run already due covers this demand
     if (running) {
       again = true;
       return;
     }
-    running = true;
-    task().catch(onError).finally(() => {
-      running = false;
-      if (!again || stopped) return;
-      again = false;
-      timer = setTimeout(() => {
-        timer = undefined;
-        run();
-      }, spacingMs);
-    });
+    const wait = lastStart + spacingMs - Date.now();
+    if (wait <= 0) {
+      start();
+      return;
+    }
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (!stopped) start();
+    }, wait);
   };
   return {
     run,
@@ -95,6 +105,7 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   // on a fresh view of the nodes, instead of at their next retry. Stops in a burst make one retry.
   const placementQueue = new Queue(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
   const retryWaiting = coalesced(RETRY_SPACING_MS, async () => {
+    if ((await placementQueue.getDelayedCount()) === 0) return;
     await nodeCache.refresh();
     await placementQueue.promoteJobs();
   }, (err) => o.logger.warn({ err: err.message }, 'retrying the placements waiting for room failed'));
