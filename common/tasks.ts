@@ -1,5 +1,5 @@
 // The task store: task records in Redis hashes, and the one way to move a task
-// through its lifecycle (common/lua/transition-task-3.lua).
+// through its lifecycle (common/lua/transition-task-4.lua).
 import { CAPACITY_FREED_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
 import type { HealthStatus, PlacementDemand, Task, TaskRecord, TaskStatus } from './types.ts';
