@@ -2,10 +2,9 @@
 // yet the redis-server and the registry it started must not outlive it. The
 // kernel sends them SIGTERM when it dies (their parent-death signal,
 // common/daemons.ts), so the next start finds their ports free.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForPort } from '../../common/daemons.ts';
-import { startAllInOne, type AllInOne } from '../harness/allinone.ts';
+import { processesOf, startAllInOne, type AllInOne } from '../harness/allinone.ts';
 
 let aio: AllInOne;
 
@@ -17,34 +16,18 @@ afterAll(async () => {
   await aio?.stop();
 });
 
-/** Processes working in the all-in-one's state dir or naming it: its redis-server (cwd: its --dir) and registry (its config). */
-function daemonsOf(stateDir: string): { pid: number; command: string }[] {
-  const found: { pid: number; command: string }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cwd = readlinkSync(`/proc/${entry}/cwd`);
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cwd.startsWith(stateDir + '/') || cmdline.includes(stateDir + '/')) {
-        found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/comm`, 'utf8').trim() });
-      }
-    } catch { /* exited meanwhile */ }
-  }
-  return found;
-}
-
 describe('the all-in-one killed with SIGKILL', () => {
   it('leaves neither its redis-server nor its registry running', async () => {
-    const before = daemonsOf(aio.stateDir).map((d) => d.command).sort();
+    const before = processesOf(aio.stateDir).map((d) => d.command).sort();
     expect(before).toEqual(['docker-registry', 'redis-server']);
     const redisPort = Number(new URL(aio.redisUrl).port);
 
     process.kill(aio.pid, 'SIGKILL');
     const deadline = Date.now() + 10_000;
-    let left = daemonsOf(aio.stateDir);
+    let left = processesOf(aio.stateDir);
     while (left.length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
-      left = daemonsOf(aio.stateDir);
+      left = processesOf(aio.stateDir);
     }
     expect(left).toEqual([]);
     await expect(waitForPort(redisPort, 200)).rejects.toThrow(/nothing listened/);

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/daemons.ts';
-import { startAllInOne, type AllInOne } from '../harness/allinone.ts';
+import { processesOf, startAllInOne, type AllInOne } from '../harness/allinone.ts';
 import { cleanAgentHost } from '../harness/host-cleanup.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -149,10 +149,7 @@ describe('API workers', () => {
       expect(output).toContain('an API worker exited before it listened');
       expect(output).toContain('EADDRINUSE');
       expect(readdirSync('/run/netns').filter((n) => !netnsBefore.has(n))).toEqual([]);
-      const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-        try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(stateDir); } catch { return false; }
-      });
-      expect(left).toEqual([]);
+      expect(processesOf(stateDir)).toEqual([]);
     } finally {
       blocker.close();
       await cleanAgentHost(stateDir, bridge);

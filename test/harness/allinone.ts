@@ -89,18 +89,30 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
 }
 
 /**
- * Kills what the all-in-one started under `stateDir` and left running (its
- * redis-server and docker-registry, when it was itself killed before it could
- * stop them): processes whose working directory or command line is in it.
+ * The processes an all-in-one started under `stateDir` (its redis-server and
+ * docker-registry): those whose working directory or command line is in it.
  */
-function killLeftovers(stateDir: string): void {
+export function processesOf(stateDir: string): { pid: number; command: string }[] {
+  const found: { pid: number; command: string }[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const cwd = readlinkSync(`/proc/${entry}/cwd`);
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cwd.startsWith(stateDir + '/') || cwd === stateDir || cmdline.includes(stateDir + '/')) process.kill(Number(entry), 'SIGKILL');
+      if (cwd === stateDir || cwd.startsWith(stateDir + '/') || cmdline.includes(stateDir)) {
+        found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/comm`, 'utf8').trim() });
+      }
     } catch { /* gone meanwhile, or not ours to read */ }
+  }
+  return found;
+}
+
+/** Kills what the all-in-one started under `stateDir` and left running, when it was itself killed before it could stop them. */
+function killLeftovers(stateDir: string): void {
+  for (const { pid } of processesOf(stateDir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch { /* gone meanwhile */ }
   }
 }
 
