@@ -41,46 +41,22 @@ export interface Scheduler {
 const RETRY_SPACING_MS = 100;
 
 /**
- * `task` run on demand, one run at a time and runs started at least
- * `spacingMs` apart: demands meanwhile make one more run.
+ * `task` run on demand, runs started at least `spacingMs` apart: demands
+ * while a run is due are covered by it.
  */
-function coalesced(spacingMs: number, task: () => Promise<void>, onError: (err: Error) => void): { run(): void; stop(): void } {
-  let running = false;
-  let again = false;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
+function spaced(spacingMs: number, task: () => void): { run(): void; stop(): void } {
+  let due: NodeJS.Timeout | undefined;
   let lastStart = -Infinity;
-  const start = (): void => {
-    running = true;
-    lastStart = Date.now();
-    task().catch(onError).finally(() => {
-      running = false;
-      if (!again) return;
-      again = false;
-      run();
-    });
-  };
-  const run = (): void => {
-    if (stopped || timer) return; // the run already due covers this demand
-    if (running) {
-      again = true;
-      return;
-    }
-    const wait = lastStart + spacingMs - Date.now();
-    if (wait <= 0) {
-      start();
-      return;
-    }
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (!stopped) start();
-    }, wait);
-  };
   return {
-    run,
+    run() {
+      due ??= setTimeout(() => {
+        due = undefined;
+        lastStart = Date.now();
+        task();
+      }, Math.max(0, lastStart + spacingMs - Date.now()));
+    },
     stop() {
-      stopped = true;
-      clearTimeout(timer);
+      clearTimeout(due);
     },
   };
 }
@@ -104,11 +80,13 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
   // A task stopped and freed room on its node: the placements waiting (delayed) for room go again now,
   // on a fresh view of the nodes, instead of at their next retry. Stops in a burst make one retry.
   const placementQueue = new Queue(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
-  const retryWaiting = coalesced(RETRY_SPACING_MS, async () => {
-    if ((await placementQueue.getDelayedCount()) === 0) return;
-    await nodeCache.refresh();
-    await placementQueue.promoteJobs();
-  }, (err) => o.logger.warn({ err: err.message }, 'retrying the placements waiting for room failed'));
+  const retryWaiting = spaced(RETRY_SPACING_MS, () => {
+    void (async () => {
+      if ((await placementQueue.getDelayedCount()) === 0) return;
+      await nodeCache.refresh();
+      await placementQueue.promoteJobs();
+    })().catch((err: Error) => o.logger.warn({ err: err.message }, 'retrying the placements waiting for room failed'));
+  });
   const capacityFreed = new InvalidationListener(redis, CAPACITY_FREED_CHANNEL, {
     changed: retryWaiting.run,
     subscribed: () => undefined,
