@@ -2,7 +2,8 @@
 // not read every node from Redis nor wait while the view is reloaded. The view
 // may be stale: that is safe, because reserve-capacity-4.lua re-checks the real
 // numbers and refuses when they no longer fit (the optimistic approach Nomad's
-// workers take); a refusal asks for a reload.
+// workers take); a refusal asks for a reload. Stale the other way (a node freed
+// room since), it is reloaded before a placement says no node has room.
 import { listNodes } from '../../common/nodes.ts';
 import type { BerthRedis } from '../../common/redis.ts';
 import type { NodeRecord } from '../../common/types.ts';
@@ -47,6 +48,15 @@ export class NodeCache {
   /** Loads the view now, e.g. when a node has just freed room. */
   async refresh(): Promise<void> {
     await this.reload();
+  }
+
+  /** The view, reloaded first unless it was loaded within the last `maxAgeMs` and not invalidated since. */
+  async recent(maxAgeMs: number): Promise<NodeRecord[]> {
+    return this.loadedWithin(maxAgeMs) ? this.nodes : this.reload();
+  }
+
+  loadedWithin(maxAgeMs: number): boolean {
+    return Date.now() - this.loadedAt <= maxAgeMs;
   }
 
   /** Asks for a fresh view, e.g. after the script said a node no longer fits. */

@@ -24,6 +24,9 @@ export interface PlacementOptions {
   nodeCacheMs: number;
 }
 
+/** The most a view of the nodes may have aged to decide that none has room for a task. */
+const NO_ROOM_VIEW_MS = 100;
+
 export type NodeQueues = (nodeId: string) => Queue<NodeJob>;
 
 export function nodeQueueCache(connection: BerthRedis): { get: NodeQueues; close(): Promise<void> } {
@@ -99,24 +102,33 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
     const needsGroup = distinct || strategy.type === 'spread';
     const [nodes, counts] = await Promise.all([nodeCache.get(), needsGroup ? o.redis.hgetall(groupKey) : {}]);
     const groupCounts = new Map(Object.entries(counts).map(([id, n]) => [id, Number(n)] as const).filter(([, n]) => n > 0));
-    let eligible: NodeRecord[];
+    let eligible: NodeRecord[] = [];
+    let placed = 0;
+    const reserveAll = async (ids: string[]): Promise<string[]> => {
+      const left: string[] = [];
+      for (const taskId of ids) {
+        const nodeId = await reserveOne(taskId, eligible);
+        if (nodeId === null) left.push(taskId);
+        else if (nodeId !== undefined) {
+          placed++;
+          starts.set(nodeId, [...(starts.get(nodeId) ?? []), taskId]);
+        }
+      }
+      return left;
+    };
+    let waiting: string[];
     try {
       eligible = filterNodes(nodes, d.constraints, new Set(groupCounts.keys()));
+      waiting = await reserveAll(taskIds);
+      // "No room" is decided on a recent view: a task may have stopped since this one was loaded.
+      if (waiting.length > 0 && !nodeCache.loadedWithin(NO_ROOM_VIEW_MS)) {
+        eligible = filterNodes(await nodeCache.recent(NO_ROOM_VIEW_MS), d.constraints, new Set(groupCounts.keys()));
+        waiting = await reserveAll(waiting);
+      }
     } catch (err) {
       if (!(err instanceof ConstraintError)) throw err;
       await stopAll(o.redis, taskIds, `ResourceInitializationError: ${err.message}`);
       return { outcome: { result: 'failed', count: taskIds.length }, starts };
-    }
-
-    const waiting: string[] = [];
-    let placed = 0;
-    for (const taskId of taskIds) {
-      const nodeId = await reserveOne(taskId, eligible);
-      if (nodeId === null) waiting.push(taskId);
-      else if (nodeId !== undefined) {
-        placed++;
-        starts.set(nodeId, [...(starts.get(nodeId) ?? []), taskId]);
-      }
     }
     if (waiting.length === 0) return { outcome: { result: 'placed', count: placed, createdAt: d.createdAt }, starts };
 

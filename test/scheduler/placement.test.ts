@@ -159,6 +159,35 @@ describe('placement', () => {
     expect(await getNode(redis, 'one')).toMatchObject({ cpuReserved: 1024, memoryReserved: 512 });
   });
 
+  // Views of the nodes that never age out and retries that never come: only a fresh look can place these in time.
+  it('places a task on room freed by a task that stopped just before it came', async () => {
+    await node('one', 1024, 1024);
+    await scheduler({ retryDelayMs: 600_000, nodeCacheMs: 600_000 });
+    const first = newTask(1024, 512);
+    await submit([first]);
+    await until('the first PENDING', async () => (await getTask(redis, first.taskId))?.lastStatus === 'PENDING');
+    expect(await transitionTask(redis, first.taskId, 'STOPPED', { stoppedReason: 'done' })).toBe('moved');
+    const next = newTask(1024, 512);
+    await submit([next]);
+    const placed = await until('the next PENDING', async () => { const t = await getTask(redis, next.taskId); return t?.lastStatus === 'PENDING' && t; }, 10_000);
+    expect(placed.nodeId).toBe('one');
+  });
+
+  it('places a task on room a node gained after the scheduler last looked at it', async () => {
+    await node('one', 1024, 1024);
+    await scheduler({ retryDelayMs: 600_000, nodeCacheMs: 600_000 });
+    const first = newTask(1024, 512);
+    await submit([first]);
+    await until('the first PENDING', async () => (await getTask(redis, first.taskId))?.lastStatus === 'PENDING');
+    await node('one', 2048, 1024); // its agent came back on a larger machine
+    await new Promise((r) => setTimeout(r, 200)); // the view the first placement loaded is now too old to say "no room"
+    const next = newTask(1024, 512);
+    await submit([next]);
+    const placed = await until('the next PENDING', async () => { const t = await getTask(redis, next.taskId); return t?.lastStatus === 'PENDING' && t; }, 10_000);
+    expect(placed.nodeId).toBe('one');
+    expect(await getNode(redis, 'one')).toMatchObject({ cpuReserved: 2048 });
+  });
+
   it('stops a task that finds no capacity before the deadline, naming the short resource', async () => {
     await node('tiny', 4096, 256);
     await scheduler({ placementDeadlineMs: 300 });
