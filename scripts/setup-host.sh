@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a Berth host needs from Debian's archive when it is missing, and
-# builds native/ (berth-runtime, berth-shim). Idempotent: a second run installs
+# builds native/ (berth-runtime, berth-shim, berth-spawner). Idempotent: a second run installs
 # nothing and rebuilds nothing that is up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."

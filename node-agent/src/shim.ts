@@ -1,10 +1,10 @@
 // Starting containers through berth-shim and talking to a shim over its control
 // socket (the protocol is in native/shim/README.md). The agent is never the
 // parent of a container: the shim detaches, so containers outlive the agent.
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { commands, type RunResult } from './spawner.ts';
 
 export interface ExitRecord {
   exitCode: number;
@@ -28,27 +28,28 @@ export interface ShimLaunch {
 export class ContainerStartError extends Error {}
 
 /** Starts the container; resolves with the container's host pid once it runs. */
-export function launchShim(o: ShimLaunch): Promise<{ shimPid: number; pid: number }> {
+export async function launchShim(o: ShimLaunch): Promise<{ shimPid: number; pid: number }> {
   const args = [
     '--id', o.containerId, '--bundle', o.bundle, '--runtime', o.runtime, '--runtime-root', o.runtimeRoot,
     '--state-dir', o.stateDir, '--log-path', o.logPath,
     ...(o.logMaxBytes ? ['--log-max-bytes', String(o.logMaxBytes)] : []),
   ];
-  return new Promise((resolve, reject) => {
-    execFile(o.shim, args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err) {
-        const message = stderr.trim().split('\n').pop() || err.message;
-        reject(new ContainerStartError(message));
-        return;
-      }
-      try {
-        const started = JSON.parse(stdout.trim()) as { shimPid: number; pid: number };
-        resolve(started);
-      } catch {
-        reject(new ContainerStartError(`berth-shim printed no start record: ${stdout.slice(0, 200)}`));
-      }
-    });
-  });
+  let r: RunResult;
+  try {
+    r = await commands().run(o.shim, args, { timeoutMs: 60_000 });
+  } catch (err) {
+    throw new ContainerStartError((err as Error).message);
+  }
+  const stdout = r.stdout.toString('utf8');
+  if (r.exitCode !== 0) {
+    const why = r.timedOut ? 'berth-shim timed out' : r.signal ? `berth-shim was killed by ${r.signal}` : `berth-shim exited with ${r.exitCode}`;
+    throw new ContainerStartError(r.stderr.toString('utf8').trim().split('\n').pop() || why);
+  }
+  try {
+    return JSON.parse(stdout.trim()) as { shimPid: number; pid: number };
+  } catch {
+    throw new ContainerStartError(`berth-shim printed no start record: ${stdout.slice(0, 200)}`);
+  }
 }
 
 export function socketPath(stateDir: string): string {
@@ -115,8 +116,6 @@ export async function signalContainer(stateDir: string, signal: number): Promise
 }
 
 /** `runtime delete --force`: removes the container's runtime state and cgroups. */
-export function deleteContainer(runtime: string, runtimeRoot: string, containerId: string): Promise<void> {
-  return new Promise((resolve) => {
-    execFile(runtime, ['--root', runtimeRoot, 'delete', '--force', containerId], { timeout: 30_000 }, () => resolve());
-  });
+export async function deleteContainer(runtime: string, runtimeRoot: string, containerId: string): Promise<void> {
+  await commands().run(runtime, ['--root', runtimeRoot, 'delete', '--force', containerId], { timeoutMs: 30_000 }).catch(() => undefined);
 }

@@ -8,9 +8,9 @@
 // - A plugin that declares `capabilities` gets the matching `runtimeConfig`.
 // - A plugin reads its config on stdin and the call on CNI_* variables; it
 //   answers a result (or an error object) on stdout.
-import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
+import { commands } from '../spawner.ts';
 
 export const CNI_VERSION = '1.0.0';
 
@@ -104,7 +104,7 @@ export function pluginConfig(list: CniConfList, plugin: CniPluginConf, rt: CniRu
 }
 
 /** Executes one plugin once; resolves its parsed stdout (empty object when it printed nothing). */
-export function execPlugin(exec: CniExec, command: CniCommand, list: CniConfList, plugin: CniPluginConf, rt: CniRuntime, prevResult: CniResult | undefined): Promise<CniResult> {
+export async function execPlugin(exec: CniExec, command: CniCommand, list: CniConfList, plugin: CniPluginConf, rt: CniRuntime, prevResult: CniResult | undefined): Promise<CniResult> {
   const binary = findPlugin(plugin.type, exec.paths);
   const stdin = JSON.stringify(pluginConfig(list, plugin, rt, prevResult));
   const env: NodeJS.ProcessEnv = {
@@ -115,42 +115,27 @@ export function execPlugin(exec: CniExec, command: CniCommand, list: CniConfList
     CNI_IFNAME: rt.ifName,
     CNI_PATH: exec.paths.join(':'),
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), exec.timeoutMs ?? 30_000);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new CniError(command, plugin.type, undefined, e.message));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8').trim();
-      const stderr = Buffer.concat(err).toString('utf8').trim();
-      let parsed: Record<string, unknown> | undefined;
-      try {
-        parsed = stdout ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
-      } catch {
-        parsed = undefined;
-      }
-      if (code === 0) {
-        resolve((parsed ?? { cniVersion: list.cniVersion }) as CniResult);
-        return;
-      }
-      if (parsed && typeof parsed.msg === 'string') {
-        const details = typeof parsed.details === 'string' && parsed.details ? `: ${parsed.details}` : '';
-        reject(new CniError(command, plugin.type, typeof parsed.code === 'number' ? parsed.code : undefined, `${parsed.msg}${details}`));
-        return;
-      }
-      const why = signal ? `killed by ${signal}` : `exited with ${code}`;
-      reject(new CniError(command, plugin.type, undefined, `${why}${stderr || stdout ? `: ${(stderr || stdout).slice(0, 2000)}` : ''}`));
-    });
-    child.stdin.on('error', () => { /* the plugin may exit before reading; 'close' reports it */ });
-    child.stdin.end(stdin);
-  });
+  let r;
+  try {
+    r = await commands().run(binary, [], { env, input: stdin, timeoutMs: exec.timeoutMs ?? 30_000 });
+  } catch (e) {
+    throw new CniError(command, plugin.type, undefined, (e as Error).message);
+  }
+  const stdout = r.stdout.toString('utf8').trim();
+  const stderr = r.stderr.toString('utf8').trim();
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    parsed = stdout ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (r.exitCode === 0) return (parsed ?? { cniVersion: list.cniVersion }) as CniResult;
+  if (parsed && typeof parsed.msg === 'string') {
+    const details = typeof parsed.details === 'string' && parsed.details ? `: ${parsed.details}` : '';
+    throw new CniError(command, plugin.type, typeof parsed.code === 'number' ? parsed.code : undefined, `${parsed.msg}${details}`);
+  }
+  const why = r.signal ? `killed by ${r.signal}` : `exited with ${r.exitCode}`;
+  throw new CniError(command, plugin.type, undefined, `${why}${stderr || stdout ? `: ${(stderr || stdout).slice(0, 2000)}` : ''}`);
 }
 
 /**

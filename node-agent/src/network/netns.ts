@@ -1,9 +1,9 @@
 // Named network namespaces, made and removed with iproute2 (`ip netns`): each
 // is a bind mount under /run/netns that outlives the agent and can be joined by
 // path (`linux.namespaces[].path` in config.json) or entered with `ip netns exec`.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { runChecked } from '../spawner.ts';
 import { pluginPath } from './cni.ts';
 
 export const NETNS_DIR = '/run/netns';
@@ -13,15 +13,7 @@ export function netnsPath(name: string): string {
 }
 
 export function run(command: string, args: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8', env: { ...process.env, PATH: pluginPath() } }, (err, stdout, stderr) => {
-      if (err) {
-        reject(new Error(`${command} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
-        return;
-      }
-      resolve(stdout);
-    });
-  });
+  return runChecked(command, args, { timeoutMs, env: { ...process.env, PATH: pluginPath() } });
 }
 
 /** Creates the namespace with only `lo`, brought up. */
