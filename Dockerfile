@@ -5,8 +5,9 @@
 #   deploy/build-base-image.sh berth-base:local
 #   docker build --build-arg BASE_IMAGE=berth-base:local -t berth:local .
 #
-# native/build/berth-runtime and berth-shim must be built first (`npm run setup`
-# or `make -C native`); they are static, so the base needs nothing for them.
+# native/build/berth-runtime, berth-shim and berth-spawner must be built first
+# (`npm run setup` or `make -C native`); they are static, so the base needs
+# nothing for them.
 ARG BASE_IMAGE=berth-base:local
 FROM ${BASE_IMAGE}
 
@@ -21,4 +22,4 @@ ENV NODE_ENV=production \
 
 EXPOSE 8080 8081
 # The API by default; compose gives each service its own command.
-CMD ["node", "--import", "tsx", "api/src/main.ts"]
+CMD ["node", "--import", "./bin/ts-loader.mjs", "api/src/main.ts"]

@@ -18,7 +18,7 @@ import { placementDemand } from '../common/tasks.ts';
 import { bullTaskQueues, type TaskQueues } from '../api/src/queues.ts';
 import type { TaskRecord } from '../common/types.ts';
 import { fileURLToPath } from 'node:url';
-import { startDaemon, waitForPort, type Daemon } from '../common/daemons.ts';
+import { startDaemon, TS_LOADER, waitForPort, type Daemon } from '../common/daemons.ts';
 import { median, percentile, type Benchmark } from './lib.ts';
 
 const NODES = 1_000;
@@ -124,7 +124,7 @@ const benchmark: Benchmark = async () => {
     // heartbeats, so their grace outlasts the run.
     for (let i = 0; i < SCHEDULER_REPLICAS; i++) {
       const httpPort = await freePort();
-      const scheduler = startDaemon(process.execPath, ['--import', 'tsx', path.join(repo, 'scheduler/src/main.ts')], {
+      const scheduler = startDaemon(process.execPath, ['--import', TS_LOADER, path.join(repo, 'scheduler/src/main.ts')], {
         cwd: repo,
         env: { ...process.env, REDIS_URL: url, BERTH_NODE_GRACE_S: '3600', BERTH_SCHEDULER_ADDR: `127.0.0.1:${httpPort}`, LOG_LEVEL: 'warn' },
       });

@@ -1,7 +1,7 @@
 #!/bin/sh
-//bin/true; here="$(dirname "$(readlink -f "$0")")"; exec node --import "$here/../node_modules/tsx/dist/loader.mjs" "$here/berth.ts" "$@"
+//bin/true; here="$(dirname "$(readlink -f "$0")")"; exec node --import "$here/ts-loader.mjs" "$here/berth.ts" "$@"
 // The berth CLI (the code is in cli/). The two lines above are read by sh, not by
-// TypeScript: they start node with tsx from this repository's node_modules, so
+// TypeScript: they start node with this repository's TypeScript loader (ts-loader.mjs), so
 // `npx berth`, `node_modules/.bin/berth` and `bin/berth.ts` work from any directory.
 import { main } from '../cli/index.ts';
 

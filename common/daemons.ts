@@ -2,6 +2,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Node's `--import` for running Berth's TypeScript (a daemon of ours started as a child: `node --import TS_LOADER x.ts`). */
+export const TS_LOADER = fileURLToPath(new URL('../bin/ts-loader.mjs', import.meta.url));
 
 /** A free TCP port on loopback (the kernel picks it; we release it at once). */
 export function freePort(): Promise<number> {

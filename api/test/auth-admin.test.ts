@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../common/apikeys.ts';
+import { TS_LOADER } from '../../common/daemons.ts';
 import { keys } from '../../common/keys.ts';
 import { registerNode } from '../../common/nodes.ts';
 import { ensureAdminKey } from '../src/index.ts';
@@ -132,7 +133,7 @@ describe('API keys (admin only)', () => {
     expect(await call(revoked.apiKey)).toBe(404);
     const script = `import { deleteApiKey } from './common/apikeys.ts'; import { connectRedis } from './common/redis.ts';
       const redis = connectRedis(${JSON.stringify(api.server.url)}); if (!(await deleteApiKey(redis, ${JSON.stringify(revoked.keyId)}))) process.exit(1); redis.disconnect();`;
-    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo });
+    execFileSync(process.execPath, ['--import', TS_LOADER, '--input-type=module', '-e', script], { cwd: repo });
     const since = Date.now();
     let status = await call(revoked.apiKey);
     while (status !== 401 && Date.now() - since < 1000) status = await call(revoked.apiKey);

@@ -1,4 +1,4 @@
-// The node agent daemon: `tsx node-agent/src/main.ts`, configured from the environment.
+// The node agent daemon: `node --import ./bin/ts-loader.mjs node-agent/src/main.ts`, configured from the environment.
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseAddr } from '../../common/config.ts';

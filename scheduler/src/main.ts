@@ -1,4 +1,4 @@
-// The scheduler daemon: `tsx scheduler/src/main.ts`, configured from the environment.
+// The scheduler daemon: `node --import ./bin/ts-loader.mjs scheduler/src/main.ts`, configured from the environment.
 import { loadConfig, parseAddr } from '../../common/config.ts';
 import { createLogger } from '../../common/log.ts';
 import { startScheduler } from './index.ts';

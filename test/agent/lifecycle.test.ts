@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TS_LOADER } from '../../common/daemons.ts';
 import { keys } from '../../common/keys.ts';
 import { SecretBox } from '../../common/secret-box.ts';
 import { startCluster, type TestCluster } from '../harness/cluster.ts';
@@ -131,7 +132,7 @@ it('offers what BERTH_NODE_CPU and BERTH_NODE_MEMORY say instead of the whole ho
 });
 
 it('refuses a capacity setting that is not a whole number, naming it', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'node-agent/src/main.ts'], {
+  const r = spawnSync(process.execPath, ['--import', TS_LOADER, 'node-agent/src/main.ts'], {
     cwd: repo, encoding: 'utf8', timeout: 30_000,
     env: { ...process.env, REDIS_URL: 'redis://127.0.0.1:1', BERTH_NODE_MEMORY: '4GB', LOG_LEVEL: 'info' },
   });

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../common/daemons.ts';
+import { freePort, TS_LOADER } from '../../common/daemons.ts';
 import { processesOf, startAllInOne, type AllInOne } from '../harness/allinone.ts';
 import { cleanAgentHost } from '../harness/host-cleanup.ts';
 
@@ -132,7 +132,7 @@ describe('API workers', () => {
     const bridge = `bt${suffix}`;
     const netnsBefore = new Set(readdirSync('/run/netns'));
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'bin/berth-allinone.ts')], {
+      const child = spawn(process.execPath, ['--import', TS_LOADER, path.join(repo, 'bin/berth-allinone.ts')], {
         cwd: repo, stdio: ['ignore', 'pipe', 'pipe'],
         env: {
           ...process.env, BERTH_STATE_DIR: stateDir, BERTH_API_ADDR: `127.0.0.1:${port}`, BERTH_API_WORKERS: '2',

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startDaemon, waitForPort, type Daemon } from '../../common/daemons.ts';
+import { freePort, startDaemon, TS_LOADER, waitForPort, type Daemon } from '../../common/daemons.ts';
 import { cleanAgentHost } from './host-cleanup.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -37,7 +37,7 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<A
   const suffix = randomBytes(3).toString('hex');
   const bridge = `bt${suffix}`;
   const nodeId = `test-node-${suffix}`;
-  const daemon: Daemon = startDaemon(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(repo, 'bin/berth-allinone.ts')], {
+  const daemon: Daemon = startDaemon(process.execPath, [...nodeArgs, '--import', TS_LOADER, path.join(repo, 'bin/berth-allinone.ts')], {
     cwd: repo,
     env: {
       ...process.env,

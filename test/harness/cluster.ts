@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { freePort, startDaemon, waitForPort, type Daemon } from '../../common/daemons.ts';
+import { freePort, startDaemon, TS_LOADER, waitForPort, type Daemon } from '../../common/daemons.ts';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import { createLogger } from '../../common/log.ts';
 import { connectRedis, type BerthRedis } from '../../common/redis.ts';
@@ -78,7 +78,7 @@ export async function startCluster(options: { nodeGraceMs?: number } = {}): Prom
     const proc: AgentProcess = {
       nodeId, stateDir, bridge: record.bridge,
       async start() {
-        record.daemon = startDaemon(process.execPath, ['--import', 'tsx', path.join(repo, 'node-agent/src/main.ts')], {
+        record.daemon = startDaemon(process.execPath, ['--import', TS_LOADER, path.join(repo, 'node-agent/src/main.ts')], {
           cwd: repo,
           env: {
             ...process.env, REDIS_URL: redisServer.url, BERTH_STATE_DIR: stateDir, BERTH_NODE_ID: nodeId,
