@@ -202,13 +202,15 @@ export class TaskSupervisor {
       });
       const startedAt = new Date().toISOString();
       lap('startMs');
+      // Probing a function instance starts with the container, not after the record below: a failure
+      // to record goes through record(), whose onStopped takes the instance out again.
+      this.d.hooks?.onRunning?.(task, { ipAddress: meta.network?.ipAddress, cgroupsPath: meta.cgroupsPath });
       await settleAll([
         writeJson(p.started, started),
         transitionTask(this.d.redis, taskId, 'RUNNING', { startedAt, imageDigest: image.digest, ipAddress: meta.network?.ipAddress }),
       ]);
       lap('recordMs');
       log.info({ pid: started.pid, image: task.spec.image, ...timings, totalMs: Math.round(performance.now() - begun) }, 'task running');
-      this.d.hooks?.onRunning?.(task, { ipAddress: meta.network?.ipAddress, cgroupsPath: meta.cgroupsPath });
       this.supervise(taskId, meta, started.pid);
       const now = await getTask(this.d.redis, taskId);
       if (now?.desiredStatus === 'STOPPED') await this.stop(taskId, now.stoppedReason ?? 'Task stopped by user');

@@ -369,8 +369,7 @@ export class FunctionGateway {
         const newId = newInstanceId();
         if (await requestInstance(redis, fn.tenant, fn.name, maxInstances, concurrency, newId)) {
           started.push(newId);
-          await createInstanceTasks(redis, this.o.place, fn, [newId]);
-          await this.count(fn, 'coldStarts');
+          await Promise.all([createInstanceTasks(redis, this.o.place, fn, [newId]), this.count(fn, 'coldStarts')]);
           this.o.metrics.coldStart(id);
         }
         await this.o.waiters.wait(id, Math.min(250, Math.max(1, deadline - Date.now())), clientGone);
