@@ -130,7 +130,9 @@ export class TaskSupervisor {
       mark = now;
     };
     try {
-      await this.d.redis.hset(keys.task(taskId), 'pullStartedAt', new Date().toISOString());
+      // Recorded while the image is looked for (awaited with the pull's end, on the same connection).
+      const pullStartRecorded = this.d.redis.hset(keys.task(taskId), 'pullStartedAt', new Date().toISOString());
+      pullStartRecorded.catch(() => undefined); // awaited below once the pull succeeds; a failed pull says why itself
       // The network does not depend on the image: it is set up meanwhile, and
       // always awaited before anything is cleaned up, so nothing it made leaks.
       const networkStarted = performance.now();
@@ -146,6 +148,7 @@ export class TaskSupervisor {
       try {
         image = await this.d.images.pull(task.spec.image, { credentials: registryCredentials(task, this.d.secretBox ?? null) });
         await settleAll([
+          pullStartRecorded,
           this.d.redis.hset(keys.task(taskId), 'pullStoppedAt', new Date().toISOString()),
           this.ensureStillWanted(taskId),
         ]);

@@ -60,6 +60,21 @@ describe('garbage collection', () => {
     expect(await readdir(path.join(store.root, 'blobs/sha256'))).toEqual([]);
   });
 
+  it('fetches again an image taken from the store before garbage collection removed it', async () => {
+    const d = await buildImage({ layers: [{ files: { d: Buffer.alloc(50_000, 'd') } }] });
+    await pushImage(registry.host, 'gc/d', 'v1', d);
+    const first = await store.service.pull(`${registry.host}/gc/d:v1`);
+    // Within the tag cache: found in the store without asking the registry.
+    expect((await store.service.pull(`${registry.host}/gc/d:v1`)).layers).toEqual(first.layers);
+    await store.service.garbageCollect(0);
+    for (const l of first.layers) expect(await exists(l)).toBe(false);
+    const again = await store.service.pull(`${registry.host}/gc/d:v1`);
+    for (const l of again.layers) expect(await exists(l)).toBe(true);
+    await store.service.mountRootfs('gc-d', again);
+    await store.service.removeRootfs('gc-d');
+    await store.service.garbageCollect(0); // the store empty again, for the next test's budget
+  });
+
   it('keeps recently pulled images within the grace period', async () => {
     const graceful = await makeStore({ gcGraceMs: 60_000 });
     try {

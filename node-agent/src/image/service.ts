@@ -152,6 +152,20 @@ export function createImageService(options: ImageServiceOptions): ImageService {
     return images.sort((a, b) => b.lastUsed - a.lastUsed)[0]?.digest;
   };
 
+  // Images found complete in the store, by digest: content-addressed, so an entry holds until garbage
+  // collection removes something (it clears them). A cached start then reads no file to find its image.
+  const resolvedLocally = new Map<string, PullResult>();
+  const resolveStored = async (digest: string, protect: (key: string) => void): Promise<PullResult | undefined> => {
+    const known = resolvedLocally.get(digest);
+    if (known) {
+      for (const key of [...known.blobs, ...known.layers.map((l) => l.diffID)]) protect(key);
+      return known;
+    }
+    const found = await puller.resolveLocal(digest, protect);
+    if (found) resolvedLocally.set(digest, found);
+    return found;
+  };
+
   const toPulledImage = (ref: ImageReference, result: PullResult): PulledImage => ({
     reference: ref.text,
     digest: result.digest,
@@ -211,7 +225,7 @@ export function createImageService(options: ImageServiceOptions): ImageService {
           const cachedDigest = await digestToUseCached(
             behavior, ref, credentialsKey(credentials), resolutions, options.tagCacheMs ?? DEFAULT_TAG_CACHE_MS, storedFor,
           );
-          const cached = cachedDigest ? await puller.resolveLocal(cachedDigest, protect) : undefined;
+          const cached = cachedDigest ? await resolveStored(cachedDigest, protect) : undefined;
           if (cached) {
             logger.debug({ reference: ref.text, digest: cached.digest, behavior }, 'image taken from the store without asking the registry');
             return toPulledImage(ref, cached);
@@ -268,11 +282,14 @@ export function createImageService(options: ImageServiceOptions): ImageService {
 
     async garbageCollect(budgetBytes) {
       await init();
-      return lock.withExclusive(() => collectGarbage({
-        store, logger, budgetBytes,
-        active: new Set(active.keys()),
-        keepSince: Date.now() - (options.gcGraceMs ?? 600_000),
-      }));
+      return lock.withExclusive(() => {
+        resolvedLocally.clear();
+        return collectGarbage({
+          store, logger, budgetBytes,
+          active: new Set(active.keys()),
+          keepSince: Date.now() - (options.gcGraceMs ?? 600_000),
+        });
+      });
     },
   };
 }
