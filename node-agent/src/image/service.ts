@@ -188,14 +188,13 @@ export function createImageService(options: ImageServiceOptions): ImageService {
         diffIDs: image.diffIDs ?? record?.layers ?? [],
         blobs: record?.blobs ?? [],
       };
-      for (const l of image.layers) {
-        const st = await fs.lstat(l).catch(() => null);
-        if (!st?.isDirectory()) throw new Error(`layer ${l} of ${image.reference} is not in the store (removed by garbage collection?): pull again`);
-      }
+      const layers = await Promise.all(image.layers.map((l) => fs.lstat(l).catch(() => null)));
+      const missing = image.layers.find((_, i) => !layers[i]?.isDirectory());
+      if (missing) throw new Error(`layer ${missing} of ${image.reference} is not in the store (removed by garbage collection?): pull again`);
       await writeJsonAtomic(store, path.join(dir, 'image.json'), containerRecord);
-      if (record) await store.writeImage({ ...record, lastUsed: Date.now() });
       try {
-        return await make(dir);
+        const [made] = await Promise.all([make(dir), record ? store.writeImage({ ...record, lastUsed: Date.now() }) : undefined]);
+        return made;
       } catch (err) {
         await removeOverlay(dir).catch(() => undefined);
         throw err;
