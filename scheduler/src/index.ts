@@ -77,16 +77,12 @@ export async function startScheduler(o: SchedulerOptions): Promise<Scheduler> {
     nodeQueues.get,
     nodeCache,
   ));
-  // A task stopped and freed room on its node: the view of the nodes is stale, and the placements
-  // waiting (delayed) for room go again now, on a fresh view, instead of at their next retry. Stops in
-  // a burst make one retry.
+  // A task stopped and freed room on its node: the view of the nodes is stale (a placement that finds
+  // no room reloads it), and the placements waiting (delayed) for room go again now instead of at
+  // their next retry. Stops in a burst make one retry.
   const placementQueue = new Queue(queues.placement, { connection: redis, prefix: BULLMQ_PREFIX });
   const retryWaiting = spaced(RETRY_SPACING_MS, () => {
-    void (async () => {
-      if ((await placementQueue.getDelayedCount()) === 0) return;
-      await nodeCache.refresh();
-      await placementQueue.promoteJobs();
-    })().catch((err: Error) => o.logger.warn({ err: err.message }, 'retrying the placements waiting for room failed'));
+    placementQueue.promoteJobs().catch((err: Error) => o.logger.warn({ err: err.message }, 'retrying the placements waiting for room failed'));
   });
   const capacityFreed = new InvalidationListener(redis, CAPACITY_FREED_CHANNEL, {
     changed: () => {

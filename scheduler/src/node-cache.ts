@@ -25,7 +25,8 @@ export class NodeCache {
     return this.nodes;
   }
 
-  private reload(): Promise<NodeRecord[]> {
+  /** Loads the view now (one load at a time: callers meanwhile share it). */
+  reload(): Promise<NodeRecord[]> {
     this.loading ??= listNodes(this.redis)
       .then((nodes) => {
         this.nodes = nodes;
@@ -45,16 +46,7 @@ export class NodeCache {
     }
   }
 
-  /** Loads the view now, e.g. when a node has just freed room. */
-  async refresh(): Promise<void> {
-    await this.reload();
-  }
-
-  /** The view, reloaded first unless it was loaded within the last `maxAgeMs` and not invalidated since. */
-  async recent(maxAgeMs: number): Promise<NodeRecord[]> {
-    return this.loadedWithin(maxAgeMs) ? this.nodes : this.reload();
-  }
-
+  /** True when the view was loaded within the last `maxAgeMs` and not invalidated since. */
   loadedWithin(maxAgeMs: number): boolean {
     return Date.now() - this.loadedAt <= maxAgeMs;
   }

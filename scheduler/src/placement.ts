@@ -122,7 +122,7 @@ export function createPlacementProcessor(o: PlacementOptions, nodeQueue: NodeQue
       waiting = await reserveAll(taskIds);
       // "No room" is decided on a recent view: a task may have stopped since this one was loaded.
       if (waiting.length > 0 && !nodeCache.loadedWithin(NO_ROOM_VIEW_MS)) {
-        eligible = filterNodes(await nodeCache.recent(NO_ROOM_VIEW_MS), d.constraints, new Set(groupCounts.keys()));
+        eligible = filterNodes(await nodeCache.reload(), d.constraints, new Set(groupCounts.keys()));
         waiting = await reserveAll(waiting);
       }
     } catch (err) {
