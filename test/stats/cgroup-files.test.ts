@@ -68,7 +68,7 @@ describe('reading counters', () => {
     });
     const reader = new CgroupReader({ version: 'v2', v1: new Map(), v2: top, v2Controllers: new Set(['cpu', 'memory', 'pids']) });
     expect(await reader.read('/berth/t1')).toEqual({
-      cpuUsageNs: 2_500_000_000, throttledPeriods: 7, memoryBytes: 50331648 - 1048576, memoryPeakBytes: 60000000,
+      cpuUsageNs: 2_500_000_000, cpuReadAt: expect.any(BigInt), throttledPeriods: 7, memoryBytes: 50331648 - 1048576, memoryPeakBytes: 60000000,
       memoryLimitBytes: 67108864, oomKills: 1, pids: 3,
     });
     expect(await reader.firstPid('/berth/t1')).toBe(4242);
@@ -96,7 +96,7 @@ describe('reading counters', () => {
       v1: new Map([['cpu', path.join(top, 'cpu')], ['cpuacct', path.join(top, 'cpuacct')], ['memory', path.join(top, 'memory')], ['pids', path.join(top, 'pids')]]),
     });
     expect(await reader.read('/berth/t1')).toEqual({
-      cpuUsageNs: 987654321, throttledPeriods: 4, memoryBytes: 33554432 - 4096, memoryPeakBytes: 40000000,
+      cpuUsageNs: 987654321, cpuReadAt: expect.any(BigInt), throttledPeriods: 4, memoryBytes: 33554432 - 4096, memoryPeakBytes: 40000000,
       memoryLimitBytes: 67108864, oomKills: 2, pids: 5,
     });
     expect((await reader.read('/berth/t2'))?.memoryLimitBytes).toBeUndefined();

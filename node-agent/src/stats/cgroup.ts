@@ -22,6 +22,8 @@ export interface CgroupLayout {
 /** Raw counters, before any rate is computed. */
 export interface CgroupCounters {
   cpuUsageNs: number;
+  /** process.hrtime when cpuUsageNs was read, for rates. */
+  cpuReadAt: bigint;
   throttledPeriods: number;
   /** Usage without inactive file cache, as `docker stats` shows it. */
   memoryBytes: number;
@@ -80,14 +82,30 @@ function keyed(text: string): Map<string, number> {
   return out;
 }
 
+function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENODEV' || code === 'ESRCH' || code === 'EINVAL';
+}
+
 async function readOptional(file: string): Promise<string | undefined> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENODEV' || code === 'ESRCH' || code === 'EINVAL') return undefined;
+    if (isGone(err)) return undefined;
     throw err;
   }
+}
+
+/** A CPU counter and the moment it was read. Synchronous (a few microseconds on a
+ *  cgroup file) so that no wait on the thread pool or event loop comes between them. */
+function readCpuCounter(file: string): { text?: string; at: bigint } {
+  let text: string | undefined;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (!isGone(err)) throw err;
+  }
+  return { text, at: process.hrtime.bigint() };
 }
 
 function num(text: string | undefined): number {
@@ -116,7 +134,24 @@ export class CgroupReader {
     const cpu = this.dir('cpu', cgroupsPath);
     const acct = this.dir('cpuacct', cgroupsPath);
     const pids = this.dir('pids', cgroupsPath);
-    const c: CgroupCounters = { cpuUsageNs: 0, throttledPeriods: 0, memoryBytes: 0, memoryPeakBytes: 0, oomKills: 0, pids: 0 };
+    const c: CgroupCounters = { cpuUsageNs: 0, cpuReadAt: process.hrtime.bigint(), throttledPeriods: 0, memoryBytes: 0, memoryPeakBytes: 0, oomKills: 0, pids: 0 };
+
+    if (acct && !acct.v2) {
+      const usage = readCpuCounter(path.join(acct.dir, 'cpuacct.usage'));
+      if (usage.text === undefined && !mem) return undefined;
+      c.cpuUsageNs = num(usage.text);
+      c.cpuReadAt = usage.at;
+    }
+    if (cpu) {
+      const stat = readCpuCounter(path.join(cpu.dir, 'cpu.stat'));
+      if (stat.text === undefined && !mem && !acct) return undefined;
+      const s = keyed(stat.text ?? '');
+      c.throttledPeriods = s.get('nr_throttled') ?? 0;
+      if (cpu.v2) {
+        c.cpuUsageNs = (s.get('usage_usec') ?? 0) * 1000;
+        c.cpuReadAt = stat.at;
+      }
+    }
 
     if (mem && !mem.v2) {
       const [usage, max, limit, oom, stat] = await Promise.all(
@@ -141,18 +176,6 @@ export class CgroupReader {
       c.oomKills = events ? (keyed(events).get('oom_kill') ?? 0) : 0;
     }
 
-    if (acct && !acct.v2) {
-      const usage = await readOptional(path.join(acct.dir, 'cpuacct.usage'));
-      if (usage === undefined && !mem) return undefined;
-      c.cpuUsageNs = num(usage);
-    }
-    if (cpu) {
-      const stat = await readOptional(path.join(cpu.dir, 'cpu.stat'));
-      if (stat === undefined && !mem && !acct) return undefined;
-      const s = keyed(stat ?? '');
-      c.throttledPeriods = s.get('nr_throttled') ?? 0;
-      if (cpu.v2) c.cpuUsageNs = (s.get('usage_usec') ?? 0) * 1000;
-    }
     if (pids) c.pids = num(await readOptional(path.join(pids.dir, 'pids.current')));
     return c;
   }

@@ -38,7 +38,7 @@ export interface StatsCollector {
   track(taskId: string, t: TrackedTask): void;
   /** Stops sampling and removes the task's Prometheus series. */
   untrack(taskId: string): Promise<void>;
-  /** A fresh sample (CPU over the time since the last tick, or over 100 ms before the first); undefined if untracked or gone. */
+  /** A fresh sample (CPU over the time since the last tick, and over 200 ms at least); undefined if untracked or gone. */
   sampleNow(taskId: string): Promise<TaskStatsSample | undefined>;
   close(): Promise<void>;
 }
