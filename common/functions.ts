@@ -410,7 +410,8 @@ export async function stoppedReason(redis: BerthRedis, taskId: string, waitMs: n
   for (;;) {
     const task = await getTask(redis, taskId);
     if (!task) return undefined;
-    if (task.lastStatus === 'STOPPED') {
+    // STOPPING with an exit code: the agent saw the container exit and is releasing what it held.
+    if (task.lastStatus === 'STOPPED' || (task.lastStatus === 'STOPPING' && task.exitCode !== undefined)) {
       const reason = task.stoppedReason ?? 'stopped';
       return task.exitCode !== undefined && !/exit code/.test(reason) ? `${reason} (exit code ${task.exitCode})` : reason;
     }

@@ -294,7 +294,6 @@ export class TaskSupervisor {
     this.health.unwatch(taskId);
     clearTimeout(this.killTimers.get(taskId));
     this.killTimers.delete(taskId);
-    await this.shippers.get(taskId)?.finish();
     const stopRequest = await readJson<{ reason: string }>(p.stopRequest);
     let stopCode: StopCode = stopRequest ? 'UserInitiated' : 'EssentialContainerExited';
     let stoppedReason = stopRequest?.reason ?? 'Essential container in task exited';
@@ -303,10 +302,13 @@ export class TaskSupervisor {
       stopCode = 'EssentialContainerExited';
       stoppedReason = 'TaskFailed: the container monitor (berth-shim) ended without recording an exit status';
     }
+    const outcome = { stopCode, stoppedReason, ...(exit ? { exitCode: exit.exitCode } : {}) };
+    // Why it stopped is known now; releasing what it held can take a while on a
+    // busy host, and a gateway waits for the reason to answer the requests it had in flight.
+    if (exit) await transitionTask(this.d.redis, taskId, 'STOPPING', { stoppingAt: new Date().toISOString(), ...outcome });
+    await this.shippers.get(taskId)?.finish();
     await this.cleanUp(taskId, meta);
-    await this.record(taskId, {
-      stopCode, stoppedReason, ...(exit ? { exitCode: exit.exitCode } : {}),
-    });
+    await this.record(taskId, outcome);
     this.d.logger.info({ taskId, exitCode: exit?.exitCode, oomKilled: exit?.oomKilled }, 'task stopped');
   }
 

@@ -41,6 +41,30 @@ it('reports a task killed at its memory limit as OutOfMemoryError with exit code
   expect(leftoverCgroups([task])).toEqual([]);
 });
 
+it('records why a task stopped as soon as its container exits: STOPPING with the exit code, then STOPPED once released', async () => {
+  // Every move of the task's status (the transition script), in the order Redis ran them.
+  const monitor = await cluster.redis.monitor();
+  const moves: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (!/^eval/i.test(args[0] ?? '') || !args.includes(keys.task(task))) return;
+    const at = args.findIndex((a) => a === 'STOPPING' || a === 'STOPPED');
+    if (at >= 0) moves.push(args.slice(at));
+  });
+  let task = '';
+  try {
+    task = await cluster.runTask({ networkMode: 'bridge', command: ['sh', '-c', 'echo going; exit 3'] });
+    const stopped = await cluster.waitFor(task, 'STOPPED');
+    expect(stopped).toMatchObject({ exitCode: 3, stopCode: 'EssentialContainerExited', stoppedReason: 'Essential container in task exited' });
+  } finally {
+    monitor.disconnect();
+  }
+  const fields = (move: string[]) => Object.fromEntries(move.slice(2).flatMap((v, i, all) => (i % 2 === 0 ? [[v, all[i + 1]]] : [])));
+  const [first, ...rest] = moves;
+  expect(first?.[0]).toBe('STOPPING');
+  expect(fields(first!)).toMatchObject({ exitCode: '3', stopCode: 'EssentialContainerExited', stoppedReason: 'Essential container in task exited' });
+  expect(rest.map((m) => m[0])).toEqual(['STOPPED']);
+});
+
 it('stops a task gracefully with SIGTERM when it handles it', async () => {
   const task = await cluster.runTask({ command: ['sh', '-c', 'trap "echo bye; exit 0" TERM; echo up; while :; do sleep 0.1; done'] });
   await cluster.waitFor(task, 'RUNNING');
