@@ -36,9 +36,12 @@ const CLOSE_GRACE_MS = 10_000;
  * Workers that die later are started again.
  */
 export async function forkApiWorkers(o: { count: number; env: Record<string, string>; logger: Logger }): Promise<ApiWorkers> {
-  // Connections are handed to the workers in turn by this process (Node's default, SCHED_RR): left
-  // to the kernel (SCHED_NONE), one of two workers took 70 of 100 keep-alive clients and saturated.
-  // The cost: a connection handed to a worker in the moment it dies, before its exit is seen here, is lost.
+  // The workers accept from the shared socket themselves (SCHED_NONE): handing each connection over
+  // from this process (Node's default, SCHED_RR) cost every new connection ~0.6 ms and lost one handed
+  // to a worker in the moment it died. Each worker accepts one connection per turn of its event loop
+  // (libuv's UV_TCP_SINGLE_ACCEPT), so a burst of connections spreads over the workers; taking all it
+  // could, one of two workers got 70 of 100 keep-alive clients and saturated.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const aggregator = new AggregatorRegistry();
   let closing = false;
   /** The workers alive, and whether each listens yet. */
