@@ -5,12 +5,12 @@
 // task record (kind 'function') placed by the scheduler and started by an
 // agent like any task; once its readiness check passes the agent makes it
 // routable. Which instance has a free concurrency slot is decided by the Lua
-// scripts common/lua/acquire-slot-5.lua and friends, over the keys below.
+// scripts common/lua/acquire-slot-6.lua and friends, over the keys below.
 import { randomBytes } from 'node:crypto';
 import { FUNCTION_EVENTS_CHANNEL, FUNCTIONS_CHANGED_CHANNEL, keys } from './keys.ts';
 import type { BerthRedis } from './redis.ts';
-import { getTask, saveNewTasks, transitionTask } from './tasks.ts';
-import type { Schemas, TaskContainerSpec, TaskRecord } from './types.ts';
+import { getTask, placementDemand, saveNewTasks, transitionTask } from './tasks.ts';
+import type { PlacementDemand, Schemas, TaskContainerSpec, TaskRecord } from './types.ts';
 
 type FunctionInput = Schemas['FunctionInput'];
 
@@ -83,8 +83,11 @@ export interface LocalInstance {
  * /v1/proxy; instances on any other node are reached through their agent.
  */
 export interface LocalNode {
-  /** The instance when it runs on this node, else undefined. */
-  instance(taskId: string): Promise<LocalInstance | undefined>;
+  /**
+   * The instance when it runs on this node, else undefined. `route`: where it
+   * listens, as its slot came with it from Redis (then nothing is read).
+   */
+  instance(taskId: string, route?: Pick<InstanceRoute, 'ip' | 'port'>): Promise<LocalInstance | undefined>;
 }
 
 const localNodes = new Map<string, LocalNode>();
@@ -142,8 +145,8 @@ export function functionKeys(tenant: string, name: string): FunctionKeys {
 
 /** The scripts of common/lua/*slot*.lua, as connectRedis defines them. */
 interface SlotScripts {
-  acquireSlot(ready: string, inflight: string, lastUsed: string, waiters: string, leases: string,
-    concurrency: number, now: number, waiterId: string, nonce: string, expiry: number): Promise<[number, string]>;
+  acquireSlot(ready: string, inflight: string, lastUsed: string, waiters: string, leases: string, instances: string,
+    concurrency: number, now: number, waiterId: string, nonce: string, expiry: number): Promise<[number, string, string]>;
   releaseSlot(ready: string, inflight: string, lastUsed: string, waiters: string, leases: string,
     lease: string, now: number, channel: string, message: string): Promise<number>;
   slotRequestInstance(live: string, ready: string, waiters: string, max: number, concurrency: number, id: string, now: number): Promise<number>;
@@ -241,9 +244,12 @@ export function instanceSpec(c: FunctionConfig): TaskContainerSpec {
  * Creates the task records of new instances (ids already in the live set) and
  * queues them for placement, spread over the nodes.
  */
+/** Queues new instances for placement, with what each needs (so the scheduler need not read their tasks). */
+export type PlaceInstances = (taskIds: string[], demand: PlacementDemand) => Promise<void>;
+
 export async function createInstanceTasks(
   redis: BerthRedis,
-  place: (taskIds: string[]) => Promise<void>,
+  place: PlaceInstances,
   fn: FunctionRecord,
   ids: string[],
 ): Promise<void> {
@@ -269,7 +275,7 @@ export async function createInstanceTasks(
     functionReadiness: JSON.stringify(fn.config.readiness),
   }));
   await saveNewTasks(redis, records);
-  await place(ids);
+  await place(ids, placementDemand(records[0]!));
 }
 
 /**
@@ -277,7 +283,7 @@ export async function createInstanceTasks(
  * them (the autoscaler's path; the gateway's goes through requestInstance).
  */
 export async function addInstances(
-  redis: BerthRedis, place: (taskIds: string[]) => Promise<void>, fn: FunctionRecord, count: number, cap: number,
+  redis: BerthRedis, place: PlaceInstances, fn: FunctionRecord, count: number, cap: number,
 ): Promise<string[]> {
   if (count <= 0) return [];
   const ids = await scripts(redis).slotAddInstances(keys.fnLive(fn.tenant, fn.name), cap, ...Array.from({ length: count }, newInstanceId));
@@ -327,7 +333,8 @@ export async function removeInstance(redis: BerthRedis, tenant: string, name: st
 // ---- slots ----
 
 /** A slot taken: the instance, and the lease that gives the slot back. */
-export type AcquireResult = { ok: true; instanceId: string; lease: string } | { ok: false; reason: 'busy' | 'none' };
+/** A slot taken, with its instance's route (InstanceRoute as JSON) when the instance has one. */
+export type AcquireResult = { ok: true; instanceId: string; lease: string; routeJson?: string } | { ok: false; reason: 'busy' | 'none' };
 
 /**
  * How long after a request's timeout its slot is given back anyway: the API
@@ -346,9 +353,12 @@ let leaseCount = 0;
 export async function acquireSlot(redis: BerthRedis, tenant: string, name: string, concurrency: number, timeoutMs: number, waiterId = ''): Promise<AcquireResult> {
   const k = functionKeys(tenant, name);
   const now = Date.now();
-  const [code, lease] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, k.waiters, k.leases,
+  const [code, lease, route] = await scripts(redis).acquireSlot(k.ready, k.inflight, k.lastUsed, k.waiters, k.leases, k.instances,
     concurrency, now, waiterId, `${leasePrefix}${(leaseCount++).toString(36)}`, now + timeoutMs + SLOT_LEASE_MARGIN_MS);
-  if (code === 1) return { ok: true, instanceId: lease.slice(0, lease.lastIndexOf('/')), lease };
+  if (code === 1) {
+    const slot = { ok: true as const, instanceId: lease.slice(0, lease.lastIndexOf('/')), lease };
+    return route ? { ...slot, routeJson: route } : slot;
+  }
   return { ok: false, reason: code === 0 ? 'busy' : 'none' };
 }
 

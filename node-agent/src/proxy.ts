@@ -41,12 +41,18 @@ export class ProxyTargets {
     this.map.delete(taskId);
   }
 
-  async get(taskId: string): Promise<ProxyTarget | undefined> {
+  /** The instance's target; `route` (from Redis with its slot) saves reading its task. */
+  async get(taskId: string, route?: { ip: string; port: number }): Promise<ProxyTarget | undefined> {
     const known = this.map.get(taskId);
     if (known) return known;
-    const task = asInstance(await getTask(this.redis, taskId));
-    if (!task || task.nodeId !== this.nodeId || task.lastStatus !== 'RUNNING' || !task.ipAddress) return undefined;
-    const target = { ip: task.ipAddress, port: Number(task.functionPort) || 8080, cgroupsPath: `/berth/${taskId}` };
+    let target: ProxyTarget;
+    if (route) {
+      target = { ip: route.ip, port: route.port, cgroupsPath: `/berth/${taskId}` };
+    } else {
+      const task = asInstance(await getTask(this.redis, taskId));
+      if (!task || task.nodeId !== this.nodeId || task.lastStatus !== 'RUNNING' || !task.ipAddress) return undefined;
+      target = { ip: task.ipAddress, port: Number(task.functionPort) || 8080, cgroupsPath: `/berth/${taskId}` };
+    }
     if (this.map.size >= MAX_TARGETS) this.map.clear();
     this.map.set(taskId, target);
     return target;
@@ -110,8 +116,8 @@ export function createLocalNode(targets: ProxyTargets): LocalNode & { peakMemory
 
   return {
     peakMemoryMiB,
-    async instance(taskId) {
-      const target = await targets.get(taskId);
+    async instance(taskId, route) {
+      const target = await targets.get(taskId, route);
       return target && { ip: target.ip, port: target.port, peakMemoryMiB: () => peakMemoryMiB(target.cgroupsPath) };
     },
   };

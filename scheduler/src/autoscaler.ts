@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import {
   addInstances, drainInstance, functionKeys, getFunction, parseFnId, reapSlots, removeInstance, stopInstanceTask,
-  type FunctionRecord, type InstanceRoute,
+  type FunctionRecord, type InstanceRoute, type PlaceInstances,
 } from '../../common/functions.ts';
 import { BULLMQ_PREFIX, keys, queues } from '../../common/keys.ts';
 import type { Logger } from '../../common/log.ts';
@@ -84,9 +84,9 @@ export function startAutoscaler(deps: { redis: BerthRedis; logger: Logger; nodeQ
   const missingSince = new Map<string, number>();
   // One at a time, each after the previous one holds its node (up to 300 ms): placements
   // running at once would read the same group counts and could pile onto one node.
-  const place = async (ids: string[]) => {
+  const place: PlaceInstances = async (ids, demand) => {
     for (const [i, taskId] of ids.entries()) {
-      await placement.add('place', { taskId }, { jobId: taskId, removeOnComplete: true, removeOnFail: 1000 });
+      await placement.add('place', { taskId, demand }, { jobId: taskId, removeOnComplete: true, removeOnFail: 1000 });
       if (i === ids.length - 1) break;
       const until = Date.now() + 300;
       while (Date.now() < until && (await redis.hget(keys.task(taskId), 'lastStatus')) === 'PROVISIONING') {

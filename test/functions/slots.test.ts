@@ -58,6 +58,8 @@ describe('slot scripts', () => {
     expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('1');
     const again = await acquireSlot(redis, 't', name, 2, T);
     expect(again).toMatchObject({ ok: true, instanceId: 'a', lease: expect.stringMatching(/^a\/[a-z0-9]+$/) });
+    // The instance's route comes with the slot: the gateway need not ask for it.
+    expect(JSON.parse((again as { routeJson: string }).routeJson)).toEqual(route);
     // Every lease is its own, even on the same instance: giving one back never gives back another.
     expect(new Set([...got.map(leaseOf), leaseOf(again)]).size).toBe(5);
     expect(await redis.hget(functionKeys('t', name).inflight, 'a')).toBe('2');

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { BerthError } from '../../../common/errors.ts';
 import {
-  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, localNode, newInstanceId, PROXY_HEADERS, releaseSlot,
+  acquireSlot, createInstanceTasks, drainInstance, fnId, functionKeys, getRoute, localNode, newInstanceId, PROXY_HEADERS, releaseSlot, type PlaceInstances,
   renewSlots, requestInstance, stopInstanceTask, stoppedReason, type FunctionRecord, type InstanceRoute,
 } from '../../../common/functions.ts';
 import { keys } from '../../../common/keys.ts';
@@ -29,7 +29,7 @@ export interface GatewayOptions {
   waiters: SlotWaiters;
   metrics: GatewayMetrics;
   /** Queues new instances for placement (the API's placement queue). */
-  place(taskIds: string[]): Promise<void>;
+  place: PlaceInstances;
   /** Sends a stop job to a node's agent. */
   stopOnNode(nodeId: string, taskId: string, reason: string): Promise<void>;
   agentToken(): Promise<string>;
@@ -204,7 +204,7 @@ export class FunctionGateway {
 
     // Its node is this host: call the instance directly. Otherwise through its agent.
     const local = localNode(route.nodeId);
-    const instance = local ? await local.instance(instanceId) : undefined;
+    const instance = local ? await local.instance(instanceId, route) : undefined;
     if (local && !instance) {
       release();
       this.record(fn, 'error', 502, Date.now() - started);
@@ -362,12 +362,14 @@ export class FunctionGateway {
     const k = functionKeys(fn.tenant, fn.name);
     const waiterId = newInstanceId();
     const deadline = Date.now() + this.queueTimeoutMs;
-    await redis.zadd(k.waiters, deadline, waiterId);
+    // Sent together: one connection runs them in order, so the request counts this waiter.
+    const waiting = redis.zadd(k.waiters, deadline, waiterId);
     const started: string[] = [];
     try {
       for (;;) {
         const newId = newInstanceId();
-        if (await requestInstance(redis, fn.tenant, fn.name, maxInstances, concurrency, newId)) {
+        const [granted] = await Promise.all([requestInstance(redis, fn.tenant, fn.name, maxInstances, concurrency, newId), waiting]);
+        if (granted) {
           started.push(newId);
           await Promise.all([createInstanceTasks(redis, this.o.place, fn, [newId]), this.count(fn, 'coldStarts')]);
           this.o.metrics.coldStart(id);
@@ -391,7 +393,8 @@ export class FunctionGateway {
       }
     } finally {
       this.queued.set(id, (this.queued.get(id) ?? 1) - 1);
-      await redis.zrem(k.waiters, waiterId).catch(() => undefined);
+      // Not waited for: the slot script already took a waiter that got its slot out of the set.
+      void redis.zrem(k.waiters, waiterId).catch(() => undefined);
     }
   }
 
@@ -407,10 +410,10 @@ export class FunctionGateway {
   }
 
   /** The slot Redis gave (asked for at `sentAt`), with its instance's route. */
-  private async withRoute(fn: FunctionRecord, { instanceId, lease }: { instanceId: string; lease: string }, sentAt: number, clientGone: ClientGone): Promise<Slot> {
+  private async withRoute(fn: FunctionRecord, { instanceId, lease, routeJson }: { instanceId: string; lease: string; routeJson?: string }, sentAt: number, clientGone: ClientGone): Promise<Slot> {
     let route = this.routes.get(instanceId);
     if (!route) {
-      const found = await getRoute(this.o.redis, fn.tenant, fn.name, instanceId);
+      const found = routeJson ? JSON.parse(routeJson) as InstanceRoute : await getRoute(this.o.redis, fn.tenant, fn.name, instanceId);
       if (!found) {
         // Removed between the slot and the lookup (it stopped): try again.
         await releaseSlot(this.o.redis, fn.tenant, fn.name, lease);

@@ -128,7 +128,7 @@ export function installFunctions(app: FastifyInstance, deps: FunctionDeps): Func
   const gateway = new FunctionGateway({
     redis: slotRedis, logger, waiters,
     metrics: createGatewayMetrics(deps.registry),
-    place: (ids) => deps.queues.place(ids.map((taskId) => ({ taskId }))),
+    place: (ids, demand) => deps.queues.place(ids.map((taskId) => ({ taskId, demand }))),
     stopOnNode: (nodeId, taskId, reason) => deps.queues.stop(nodeId, taskId, reason),
     agentToken: () => (token ??= ensureAgentToken(redis)),
     queueTimeoutMs: positive('BERTH_FN_QUEUE_TIMEOUT_S', 30) * 1000,
