@@ -305,7 +305,11 @@ export class TaskSupervisor {
     const outcome = { stopCode, stoppedReason, ...(exit ? { exitCode: exit.exitCode } : {}) };
     // Why it stopped is known now; releasing what it held can take a while on a
     // busy host, and a gateway waits for the reason to answer the requests it had in flight.
-    if (exit) await transitionTask(this.d.redis, taskId, 'STOPPING', { stoppingAt: new Date().toISOString(), ...outcome });
+    // Not recorded (Redis unreachable): STOPPED below says it all the same; the release goes on first.
+    if (exit) {
+      await transitionTask(this.d.redis, taskId, 'STOPPING', { stoppingAt: new Date().toISOString(), ...outcome })
+        .catch((err: Error) => this.d.logger.warn({ taskId, err: err.message }, 'could not record the exit before releasing the task'));
+    }
     await this.shippers.get(taskId)?.finish();
     await this.cleanUp(taskId, meta);
     await this.record(taskId, outcome);

@@ -25,11 +25,12 @@ interface Tracked {
 
 // The CPU quota holds per scheduling period (100 ms): over a shorter window a task
 // with two busy threads under one vCPU really does use up to two. Rates are
-// taken over two periods or more, so they show what the limit allows.
+// taken over two periods or more (ticks are at least that far apart, sampleNow
+// waits for the rest), so they show what the limit allows.
 const MIN_CPU_WINDOW_MS = 200;
 
 export function createStatsCollector(o: StatsCollectorOptions): StatsCollector {
-  const intervalMs = o.intervalMs ?? 1000;
+  const intervalMs = Math.max(o.intervalMs ?? 1000, MIN_CPU_WINDOW_MS);
   const historyLength = o.historyLength ?? 900;
   const retainSeconds = o.retainSeconds ?? 86_400;
   const log = o.logger.child({ component: 'stats' });

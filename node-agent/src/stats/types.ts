@@ -45,7 +45,7 @@ export interface StatsCollector {
 
 export interface StatsCollectorOptions {
   redis: BerthRedis;
-  /** @defaultValue 1000 */
+  /** Milliseconds between samples, 200 at least (two CPU scheduling periods). @defaultValue 1000 */
   intervalMs?: number;
   /** Samples kept in the history list (900 at 1 s = 15 min). @defaultValue 900 */
   historyLength?: number;
