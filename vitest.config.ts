@@ -6,6 +6,7 @@ export default defineConfig({
     exclude: ['node_modules/**', '.berth/**'],
     // Tests share the host's kernel (cgroups, mounts, netns): run files one at a time.
     fileParallelism: false,
+    globalSetup: ['test/harness/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

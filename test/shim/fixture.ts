@@ -25,6 +25,11 @@ export interface Runtime {
   path: string;
 }
 
+/** Shared by the test files of this run, and removed after it (test/harness/global-setup.ts). */
+function runDir(): string {
+  return process.env.BERTH_TEST_RUN_DIR ?? os.tmpdir();
+}
+
 /**
  * A runtime counts as working when it starts a few `sleep` containers in a row
  * through create/start/delete (a runtime still being written is left out, with
@@ -34,7 +39,7 @@ async function runtimeWorks(runtimePath: string, tries = 10): Promise<boolean> {
   if (!existsSync(runtimePath)) return false;
   // one probe per build of the runtime, shared by the test files
   const { mtimeMs, size } = statSync(runtimePath);
-  const cache = path.join(os.tmpdir(), `berth-shim-probe-${path.basename(runtimePath)}-${Math.round(mtimeMs)}-${size}`);
+  const cache = path.join(runDir(), `berth-shim-probe-${path.basename(runtimePath)}-${Math.round(mtimeMs)}-${size}`);
   if (existsSync(cache)) return readFileSync(cache, 'utf8') === 'ok';
   const works = await probeRuntime(runtimePath, tries);
   writeFileSync(cache, works ? 'ok' : 'failed');
@@ -49,7 +54,7 @@ async function runtimeWorks(runtimePath: string, tries = 10): Promise<boolean> {
 function snapshot(binary: string): string | null {
   try {
     const { mtimeMs, size } = statSync(binary);
-    const dir = path.join(os.tmpdir(), `berth-shim-tests-${path.basename(binary)}-${Math.round(mtimeMs)}-${size}`);
+    const dir = path.join(runDir(), `berth-shim-tests-${path.basename(binary)}-${Math.round(mtimeMs)}-${size}`);
     const copy = path.join(dir, path.basename(binary));
     if (!existsSync(copy)) {
       mkdirSync(dir, { recursive: true });
