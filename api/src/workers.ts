@@ -42,11 +42,12 @@ export async function forkApiWorkers(o: { count: number; env: Record<string, str
   // (libuv's UV_TCP_SINGLE_ACCEPT), so a burst of connections spreads over the workers; taking all it
   // could, one of two workers got 70 of 100 keep-alive clients and saturated.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  // V8's garbage collector in the workers on their own thread only: its helper threads, competing for
-  // two cores with the instances, the load and the primary, made the main thread wait in every young
-  // collection (2-6 ms each). At 2,000 requests/s through the gateway, runs alternated with and without
-  // it: p99 4.4-14 ms (one 96) against 4.6-51 ms.
-  cluster.setupPrimary({ execArgv: [...process.execArgv, '--single-threaded-gc'] });
+  // V8's garbage collector in the workers on their own thread only, whatever the primary runs with: its
+  // helper threads, competing for two cores with the instances, the load and the primary, made the main
+  // thread wait in every young collection (2-6 ms each). At 2,000 requests/s through the gateway, runs
+  // alternated with and without it: p99 4.4-14 ms (one 96) against 4.6-51 ms.
+  const execArgv = process.execArgv.includes('--single-threaded-gc') ? process.execArgv : [...process.execArgv, '--single-threaded-gc'];
+  cluster.setupPrimary({ execArgv });
   const aggregator = new AggregatorRegistry();
   let closing = false;
   /** The workers alive, and whether each listens yet. */

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startDaemon, TS_LOADER, waitForPort, type Daemon } from '../../common/daemons.ts';
+import { ALLINONE_NODE_ARGS, freePort, startDaemon, TS_LOADER, waitForPort, type Daemon } from '../../common/daemons.ts';
 import { cleanAgentHost } from './host-cleanup.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,8 +28,8 @@ export interface AllInOne {
   stop(): Promise<void>;
 }
 
-/** Node options for the all-in-one (and its API workers), e.g. `--cpu-prof` when profiling a test or a benchmark. */
-const nodeArgs = (process.env.BERTH_AIO_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Node options for the all-in-one (and its API workers): `npm start`'s, and e.g. `--cpu-prof` when profiling a test or a benchmark. */
+const nodeArgs = [...ALLINONE_NODE_ARGS, ...(process.env.BERTH_AIO_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 
 export async function startAllInOne(env: Record<string, string> = {}): Promise<AllInOne> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'berth-aio-'));
