@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 export const TS_LOADER = fileURLToPath(new URL('../bin/ts-loader.mjs', import.meta.url));
 
 /**
- * Node options of the all-in-one, as `npm start` gives them (its API workers
- * inherit them): V8's garbage collector on the main thread only. On a small
- * host its helper threads compete for the cores with the instances and the
- * API workers; at 2,000 requests/s through the gateway, runs with and without
- * it gave p99 3.6-6.4 ms against 3.6-62 ms.
+ * Node options of the all-in-one and its API workers, as `npm start` gives them:
+ * V8's garbage collector on the main thread only. On a small host its helper
+ * threads compete for the cores with the instances, the load and the other
+ * processes: a young collection in a worker waited 2-6 ms for them. At 2,000
+ * requests/s through the gateway, alternated runs gave p99 3.6-6.4 ms with it in
+ * every process, 4.4-14 ms (one 96) in the workers only, 4.6-62 ms without it.
  */
 export const ALLINONE_NODE_ARGS = ['--single-threaded-gc'];
 

@@ -240,13 +240,13 @@ export function instanceSpec(c: FunctionConfig): TaskContainerSpec {
   return spec;
 }
 
+/** Queues new instances for placement, with what each needs (so the scheduler need not read their tasks). */
+export type PlaceInstances = (taskIds: string[], demand: PlacementDemand) => Promise<void>;
+
 /**
  * Creates the task records of new instances (ids already in the live set) and
  * queues them for placement, spread over the nodes.
  */
-/** Queues new instances for placement, with what each needs (so the scheduler need not read their tasks). */
-export type PlaceInstances = (taskIds: string[], demand: PlacementDemand) => Promise<void>;
-
 export async function createInstanceTasks(
   redis: BerthRedis,
   place: PlaceInstances,
@@ -332,8 +332,7 @@ export async function removeInstance(redis: BerthRedis, tenant: string, name: st
 
 // ---- slots ----
 
-/** A slot taken: the instance, and the lease that gives the slot back. */
-/** A slot taken, with its instance's route (InstanceRoute as JSON) when the instance has one. */
+/** A slot taken: the instance, the lease that gives the slot back, and the instance's route (InstanceRoute as JSON) when it has one. */
 export type AcquireResult = { ok: true; instanceId: string; lease: string; routeJson?: string } | { ok: false; reason: 'busy' | 'none' };
 
 /**

@@ -6,6 +6,7 @@
 // answers it, shows every worker's series summed (cluster-wide gauges once).
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
+import { ALLINONE_NODE_ARGS } from '../../common/daemons.ts';
 import type { Logger } from '../../common/log.ts';
 
 /** The IPC message of a worker's /metrics, and of the primary's answer. */
@@ -42,12 +43,9 @@ export async function forkApiWorkers(o: { count: number; env: Record<string, str
   // (libuv's UV_TCP_SINGLE_ACCEPT), so a burst of connections spreads over the workers; taking all it
   // could, one of two workers got 70 of 100 keep-alive clients and saturated.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  // V8's garbage collector in the workers on their own thread only, whatever the primary runs with: its
-  // helper threads, competing for two cores with the instances, the load and the primary, made the main
-  // thread wait in every young collection (2-6 ms each). At 2,000 requests/s through the gateway, runs
-  // alternated with and without it: p99 4.4-14 ms (one 96) against 4.6-51 ms.
-  const execArgv = process.execArgv.includes('--single-threaded-gc') ? process.execArgv : [...process.execArgv, '--single-threaded-gc'];
-  cluster.setupPrimary({ execArgv });
+  // The all-in-one's Node options (ALLINONE_NODE_ARGS) in the workers too, even when the primary was
+  // started without them.
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...ALLINONE_NODE_ARGS.filter((a) => !process.execArgv.includes(a))] });
   const aggregator = new AggregatorRegistry();
   let closing = false;
   /** The workers alive, and whether each listens yet. */

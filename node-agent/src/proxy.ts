@@ -45,17 +45,19 @@ export class ProxyTargets {
   async get(taskId: string, route?: { ip: string; port: number }): Promise<ProxyTarget | undefined> {
     const known = this.map.get(taskId);
     if (known) return known;
-    let target: ProxyTarget;
-    if (route) {
-      target = { ip: route.ip, port: route.port, cgroupsPath: `/berth/${taskId}` };
-    } else {
-      const task = asInstance(await getTask(this.redis, taskId));
-      if (!task || task.nodeId !== this.nodeId || task.lastStatus !== 'RUNNING' || !task.ipAddress) return undefined;
-      target = { ip: task.ipAddress, port: Number(task.functionPort) || 8080, cgroupsPath: `/berth/${taskId}` };
-    }
+    const listening = route ?? await this.readListening(taskId);
+    if (!listening) return undefined;
+    const target = { ip: listening.ip, port: listening.port, cgroupsPath: `/berth/${taskId}` };
     if (this.map.size >= MAX_TARGETS) this.map.clear();
     this.map.set(taskId, target);
     return target;
+  }
+
+  /** Where the instance listens, from its task: only while it runs on this node. */
+  private async readListening(taskId: string): Promise<{ ip: string; port: number } | undefined> {
+    const task = asInstance(await getTask(this.redis, taskId));
+    if (!task || task.nodeId !== this.nodeId || task.lastStatus !== 'RUNNING' || !task.ipAddress) return undefined;
+    return { ip: task.ipAddress, port: Number(task.functionPort) || 8080 };
   }
 }
 
